@@ -1,0 +1,48 @@
+import kafkaJavascript from '@confluentinc/kafka-javascript';
+import type { KafkaJS as KafkaTypes } from '@confluentinc/kafka-javascript';
+import type { Logger } from '../ops/logger.ts';
+
+const { KafkaJS } = kafkaJavascript;
+
+export type Kafka = KafkaTypes.Kafka;
+export type Producer = KafkaTypes.Producer;
+export type Consumer = KafkaTypes.Consumer;
+export type Admin = KafkaTypes.Admin;
+export const CompressionTypes = KafkaJS.CompressionTypes;
+
+export interface KafkaClientOptions {
+  /** host:port list, e.g. `127.0.0.1:9092`. */
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  /** Where the client's own log lines go; silent when absent. */
+  readonly logger?: Logger;
+}
+
+/** Builds a client of the Confluent driver's KafkaJS-shaped API, logging through pino. */
+export function createKafka(options: KafkaClientOptions): Kafka {
+  return new KafkaJS.Kafka({
+    kafkaJS: {
+      brokers: [...options.brokers],
+      clientId: options.clientId,
+      logLevel: options.logger ? KafkaJS.logLevel.WARN : KafkaJS.logLevel.NOTHING,
+      ...(options.logger ? { logger: driverLogger(options.logger) } : {}),
+    },
+  });
+}
+
+/** The names librdkafka reports about itself: its version and compiled-in features (codecs, SASL, SSL). */
+export function driverFeatures(): { librdkafkaVersion: string; features: readonly string[] } {
+  return { librdkafkaVersion: kafkaJavascript.librdkafkaVersion, features: kafkaJavascript.features };
+}
+
+function driverLogger(logger: Logger): KafkaTypes.Logger {
+  const adapter = (log: Logger): KafkaTypes.Logger => ({
+    info: (message, extra) => log.info(extra ?? {}, message),
+    warn: (message, extra) => log.warn(extra ?? {}, message),
+    error: (message, extra) => log.error(extra ?? {}, message),
+    debug: (message, extra) => log.debug(extra ?? {}, message),
+    namespace: (namespace) => adapter(log.child({ namespace })),
+    setLogLevel: () => {},
+  });
+  return adapter(logger.child({ component: 'kafka-driver' }));
+}
