@@ -1,5 +1,5 @@
 # Shared shell helpers for Conveyor's scripts. Source it; it defines functions and paths only.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables here are used by the scripts that source it
 
 CONVEYOR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONVEYOR_TOOLCHAIN="$CONVEYOR_ROOT/.toolchain"
@@ -27,12 +27,11 @@ toolchain_node_dir() {
   return 1
 }
 
-# Put the project's Node first on PATH when setup.sh installed one; point native builds at its headers.
+# Put the project's Node first on PATH when setup.sh installed one.
 use_project_node() {
   local dir
   if dir="$(toolchain_node_dir)"; then
     export PATH="$dir/bin:$PATH"
-    export npm_config_nodedir="$dir"
   fi
 }
 

@@ -59,7 +59,10 @@ ensure_npm_dependencies() {
   [ -f package-lock.json ] || cmd=(npm install)
   # dynamic: librdkafka is built from the bundled source and linked against Debian's OpenSSL, zstd, zlib, SASL.
   # The prebuilt-binary download that precedes it cannot reach its host here and falls back to this build.
-  CKJS_LINKING=dynamic "${cmd[@]}" --no-audit --no-fund >"$CONVEYOR_LOCAL/npm-install.log" 2>&1 \
+  # Native builds compile against the headers of the Node that runs them (the toolchain's, when installed).
+  local nodedir build_env=(CKJS_LINKING=dynamic)
+  if nodedir="$(toolchain_node_dir)"; then build_env+=("npm_config_nodedir=$nodedir"); fi
+  env "${build_env[@]}" "${cmd[@]}" --no-audit --no-fund >"$CONVEYOR_LOCAL/npm-install.log" 2>&1 \
     || { tail -n 30 "$CONVEYOR_LOCAL/npm-install.log" >&2; die "npm install failed (log: .local/npm-install.log)"; }
   node -e "require('@confluentinc/kafka-javascript')" 2>/dev/null \
     || die "the Kafka client did not build (log: .local/npm-install.log)"

@@ -16,5 +16,5 @@ fi
 say "setup and brokers took $((SECONDS - started)) s; building"
 npx --no-install tsc -p tsconfig.build.json
 npx --no-install tsc -p tsconfig.json --noEmit
-say "running tests against Kafka $KAFKA_BROKERS and RabbitMQ ${AMQP_URL//:*@/:***@}"
+say "running tests against Kafka $KAFKA_BROKERS and RabbitMQ $(printf %s "$AMQP_URL" | sed -E 's#//([^:/@]+):[^@]*@#//\1:***@#')"
 exec npx --no-install vitest run "$@"
