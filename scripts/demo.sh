@@ -9,4 +9,4 @@ use_project_node
 bash scripts/brokers.sh start
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 npx --no-install tsc -p tsconfig.build.json
-exec node dist/demo/round-trip.js "$@"
+exec node dist/demo/demo.js "$@"

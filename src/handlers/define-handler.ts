@@ -24,15 +24,27 @@ export interface HandlerMessage<T = unknown> {
 export interface HandlerContext {
   /** 1 on the first delivery, 2 on the first retry, ... */
   readonly attempt: number;
-  /** Aborted when the handler passes its timeout or the runner shuts down. */
+  /** Aborted when the handler passes its timeoutMs: stop work and return (or throw). */
   readonly signal: AbortSignal;
+  /** A pino logger carrying handler, topic, partition and offset. */
+  readonly log: HandlerLogger;
+}
+
+/** The part of pino's logger a handler gets. */
+export interface HandlerLogger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  debug(obj: object | string, msg?: string): void;
 }
 
 export interface RetryPolicy {
-  /** Attempts in all, the first included (default: the runner's `retry.attempts`). */
+  /** Retries after the first failed attempt, 0-100 (default: `retry.maxAttempts`, env KAFKA_MAX_RETRY_ATTEMPTS). */
   readonly attempts?: number;
-  /** Base delay in milliseconds of the exponential backoff (default: the runner's `retry.backoffMs`). */
+  /** Base delay in ms: retry n waits random(0, base · 2^n) (default: KAFKA_RETRY_BACKOFF_BASE seconds). */
   readonly backoffMs?: number;
+  /** No retry waits longer (default: KAFKA_RETRY_BACKOFF_MAX seconds). */
+  readonly maxBackoffMs?: number;
 }
 
 export type Deserializer = 'json' | 'string' | 'buffer';
@@ -49,7 +61,8 @@ export interface HandlerDeclaration<T = unknown> {
   readonly retry?: RetryPolicy;
   /** Milliseconds before the handler's signal is aborted and the attempt fails as a timeout. */
   readonly timeoutMs?: number;
-  /** Where messages go after the last attempt; `false` keeps retrying instead of dead-lettering. */
+  /** Where messages go after the last attempt (default `<topic>.dlq`, or KAFKA_DEAD_LETTER_TOPIC);
+   *  `false` keeps retrying (capped backoff) instead of dead-lettering. */
   readonly deadLetter?: { readonly topic: string } | false;
   readonly deserialize?: Deserializer;
   handle(message: HandlerMessage<T>, ctx: HandlerContext): Promise<void> | void;

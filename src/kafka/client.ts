@@ -8,6 +8,9 @@ export type Kafka = KafkaTypes.Kafka;
 export type Producer = KafkaTypes.Producer;
 export type Consumer = KafkaTypes.Consumer;
 export type Admin = KafkaTypes.Admin;
+export type IHeaders = KafkaTypes.IHeaders;
+export type KafkaMessage = KafkaTypes.KafkaMessage;
+export type ConsumerConstructorConfig = KafkaTypes.ConsumerConstructorConfig;
 export const CompressionTypes = KafkaJS.CompressionTypes;
 
 export interface KafkaClientOptions {

@@ -1,0 +1,392 @@
+/**
+ * Every Conveyor setting: its path, environment variable, default, allowed values and meaning.
+ * docs/configuration.md is the same table for people; a unit test keeps the two in step.
+ *
+ * Each setting's `format` is a named convict format registered here. The names carry their ranges
+ * (`conveyor:int[0..10]`) so one schema entry reads as a complete specification, and each format states its
+ * expectation in words, so a rejection reads `must be an integer from 0 to 10; got 11`. Named formats also get
+ * our own string coercion: convict's built-in one would read KAFKA_MAX_RETRY_ATTEMPTS=10abc as 10 (parseInt)
+ * and KAFKA_ENABLE_IDEMPOTENCE=0 as true (anything but "false" is true).
+ */
+import convict from 'convict';
+
+export interface ConveyorConfig {
+  app: {
+    /** Used in client ids. */
+    name: string;
+  };
+  kafka: {
+    /** Comma-separated host:port list. */
+    bootstrapServers: string;
+    /** First part of default consumer group names: `<environment>.<group>.<handler name>`. */
+    environment: string;
+    /** Second part of default consumer group names. */
+    group: string;
+    /** Broker operation timeout. */
+    timeoutSeconds: number;
+    /** Where a group with no committed offset starts. */
+    autoOffsetReset: 'earliest' | 'latest';
+    /** Acknowledgements for application publishing; dead-letter publishing always uses all. */
+    acks: 'all' | '1' | '0';
+    enableIdempotence: boolean;
+    /** Empty: each handler's dead-letter topic is `<topic>.dlq`. */
+    deadLetterTopic: string;
+    /** Static membership `group.instance.id`; empty: dynamic membership. */
+    instanceId: string;
+    sessionTimeoutMs: number;
+    assignmentStrategy: 'cooperative-sticky' | 'range' | 'roundrobin';
+    /** Messages per fetch batch handed to the runtime (js.consumer.max.batch.size). */
+    maxBatchSize: number;
+  };
+  retry: {
+    /** Retries after the first failed attempt: 1 + maxAttempts tries in all. */
+    maxAttempts: number;
+    /** Delay before retry n (n = 0, 1, …) is random(0, base · 2^n), capped at backoffMaxSeconds. */
+    backoffBaseSeconds: number;
+    backoffMaxSeconds: number;
+  };
+  handlers: {
+    /** Directory of handler files, relative to the process's working directory. */
+    directory: string;
+    /** Default handler timeout. */
+    timeoutMs: number;
+  };
+  pool: {
+    /** Worker threads; 0: os.availableParallelism(). */
+    size: number;
+    /** Most consecutive messages of one partition in one worker task. */
+    maxBatch: number;
+    /** After a handler's timeout, how long it may take to return before its worker is terminated. */
+    timeoutGraceMs: number;
+  };
+  lanes: {
+    /** Queued messages per partition before the partition is paused. */
+    maxMessages: number;
+    /** Queued bytes per partition before the partition is paused. */
+    maxBytes: number;
+    /** A paused partition resumes below resumeRatio × both limits. */
+    resumeRatio: number;
+  };
+  commit: {
+    intervalMs: number;
+  };
+  shutdown: {
+    deadlineMs: number;
+    revokeDeadlineMs: number;
+  };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+}
+
+/** How one kind of value is checked and described. */
+interface SettingFormat {
+  /** What a valid value is, in words: "an integer from 0 to 10". */
+  readonly expected: string;
+  /** Undefined when `value` is valid, else the rejection: `must be …; got …`. */
+  readonly check: (value: unknown) => string | undefined;
+}
+
+const formats = new Map<string, SettingFormat>();
+
+/**
+ * Registers a format with convict (once per name: convict's format registry is process-wide) and returns its name.
+ * `coerce` reads an environment variable or a file's string, returning the text unchanged when it does not parse,
+ * so the rejection shows what was given.
+ */
+function registered(name: string, expected: string, accepts: (value: unknown) => boolean | string, coerce?: (text: string) => unknown): string {
+  if (formats.has(name)) return name;
+  const check = (value: unknown): string | undefined => {
+    const verdict = accepts(value);
+    if (verdict === true) return undefined;
+    return `must be ${expected}; got ${describeValue(value)}${typeof verdict === 'string' ? ` (${verdict})` : ''}`;
+  };
+  formats.set(name, { expected, check });
+  convict.addFormat({
+    name,
+    validate(value: unknown) {
+      const problem = check(value);
+      if (problem !== undefined) throw new Error(problem);
+    },
+    ...(coerce === undefined ? {} : { coerce }),
+  });
+  return name;
+}
+
+/** A value as it should appear after "got": strings quoted, long ones shortened. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') {
+    return value.length > 60 ? `${JSON.stringify(value.slice(0, 40))}… (${value.length} characters)` : JSON.stringify(value);
+  }
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+}
+
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+const readNumber = (text: string): unknown => (DECIMAL.test(text.trim()) ? Number(text.trim()) : text);
+
+const BOOLEAN_WORDS: Readonly<Record<string, boolean>> = { true: true, '1': true, false: false, '0': false };
+const readBoolean = (text: string): unknown => BOOLEAN_WORDS[text.trim().toLowerCase()] ?? text;
+
+function integer(min: number, max: number): string {
+  return registered(
+    `conveyor:int[${min}..${max}]`,
+    `an integer from ${min} to ${max}`,
+    (x) => typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max,
+    readNumber,
+  );
+}
+
+function decimal(min: number, max: number): string {
+  return registered(
+    `conveyor:number[${min}..${max}]`,
+    `a number from ${min} to ${max}`,
+    (x) => typeof x === 'number' && Number.isFinite(x) && x >= min && x <= max,
+    readNumber,
+  );
+}
+
+function oneOf(...choices: readonly string[]): string {
+  return registered(`conveyor:one-of[${choices.join(',')}]`, `one of ${choices.join(', ')}`, (x) => typeof x === 'string' && choices.includes(x));
+}
+
+const BOOLEAN = registered('conveyor:boolean', 'true or false (or 1 or 0)', (x) => typeof x === 'boolean', readBoolean);
+
+const NON_EMPTY_TEXT = registered('conveyor:non-empty-text', 'a non-empty string', (x) => typeof x === 'string' && x.length > 0);
+
+const ANY_TEXT = registered('conveyor:text', 'a string', (x) => typeof x === 'string');
+
+const NAME_PART = /^[a-zA-Z0-9._-]+$/;
+const NAME = registered('conveyor:name', 'one or more letters, digits, ".", "_" or "-"', (x) => typeof x === 'string' && NAME_PART.test(x));
+
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+/** Kafka's own rule for topic names. */
+function isTopicName(name: string): boolean {
+  return TOPIC_NAME.test(name) && name !== '.' && name !== '..';
+}
+const TOPIC_OR_EMPTY = registered(
+  'conveyor:topic-or-empty',
+  'empty or a Kafka topic name (1 to 249 letters, digits, ".", "_" or "-"; not "." or "..")',
+  (x) => typeof x === 'string' && (x === '' || isTopicName(x)),
+);
+
+const HOST_PORT = /^(?<host>\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_][a-zA-Z0-9._-]*):(?<port>\d{1,5})$/;
+function isHostPort(entry: string): boolean {
+  const port = HOST_PORT.exec(entry)?.groups?.port;
+  return port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
+}
+const HOST_PORT_LIST = registered(
+  'conveyor:host-port-list',
+  'a comma-separated list of host:port with ports from 1 to 65535',
+  (x) => {
+    if (typeof x !== 'string') return false;
+    const bad = x.split(',').map((entry) => entry.trim()).filter((entry) => !isHostPort(entry));
+    return bad.length === 0 || `bad entries: ${bad.map((entry) => JSON.stringify(entry)).join(', ')}`;
+  },
+);
+
+export const conveyorSchema: convict.Schema<ConveyorConfig> = {
+  app: {
+    name: { doc: 'Application name, used in client ids.', format: NON_EMPTY_TEXT, default: 'conveyor', env: 'CONVEYOR_APP_NAME' },
+  },
+  kafka: {
+    bootstrapServers: {
+      doc: 'Kafka brokers to bootstrap from: a comma-separated host:port list.',
+      format: HOST_PORT_LIST,
+      default: 'localhost:9092',
+      env: 'KAFKA_BOOTSTRAP_SERVERS',
+    },
+    environment: {
+      doc: 'First part of default consumer group names (<environment>.<group>.<handler name>).',
+      format: NAME,
+      default: 'local',
+      env: 'KAFKA_ENVIRONMENT',
+    },
+    group: {
+      doc: 'Second part of default consumer group names (<environment>.<group>.<handler name>).',
+      format: NAME,
+      default: 'default',
+      env: 'KAFKA_GROUP',
+    },
+    timeoutSeconds: { doc: 'Broker operation timeout, in seconds.', format: decimal(1, 300), default: 30, env: 'KAFKA_TIMEOUT_SECONDS' },
+    autoOffsetReset: {
+      doc: 'Where a consumer group with no committed offset starts reading.',
+      format: oneOf('earliest', 'latest'),
+      default: 'latest',
+      env: 'KAFKA_AUTO_OFFSET_RESET',
+    },
+    acks: {
+      doc: 'Acknowledgements required when handlers publish; dead-letter publishing always uses all.',
+      format: oneOf('all', '1', '0'),
+      default: 'all',
+      env: 'KAFKA_ACKS',
+    },
+    enableIdempotence: { doc: 'Idempotent producer for application publishing.', format: BOOLEAN, default: true, env: 'KAFKA_ENABLE_IDEMPOTENCE' },
+    deadLetterTopic: {
+      doc: 'One dead-letter topic for every handler; empty: each handler uses <topic>.dlq.',
+      format: TOPIC_OR_EMPTY,
+      default: '',
+      env: 'KAFKA_DEAD_LETTER_TOPIC',
+    },
+    instanceId: {
+      doc: 'Static membership group.instance.id (set it to the pod name); empty: dynamic membership.',
+      format: ANY_TEXT,
+      default: '',
+      env: 'POD_NAME',
+    },
+    sessionTimeoutMs: {
+      doc: 'Consumer session timeout, in milliseconds.',
+      format: integer(6000, 1_800_000),
+      default: 300_000,
+      env: 'KAFKA_SESSION_TIMEOUT_MS',
+    },
+    assignmentStrategy: {
+      doc: 'Partition assignment strategy.',
+      format: oneOf('cooperative-sticky', 'range', 'roundrobin'),
+      default: 'cooperative-sticky',
+      env: 'KAFKA_PARTITION_ASSIGNMENT_STRATEGY',
+    },
+    maxBatchSize: {
+      doc: 'Messages per fetch batch handed to the runtime (librdkafka js.consumer.max.batch.size).',
+      format: integer(1, 100_000),
+      default: 1000,
+      env: 'KAFKA_MAX_BATCH_SIZE',
+    },
+  },
+  retry: {
+    maxAttempts: {
+      doc: 'Retries after the first failed attempt, so 1 + maxAttempts tries in all.',
+      format: integer(0, 10),
+      default: 3,
+      env: 'KAFKA_MAX_RETRY_ATTEMPTS',
+    },
+    backoffBaseSeconds: {
+      doc: 'Exponential backoff base: the delay before retry n (n = 0, 1, …) is random(0, base · 2^n), capped.',
+      format: decimal(0.001, 60),
+      default: 1.0,
+      env: 'KAFKA_RETRY_BACKOFF_BASE',
+    },
+    backoffMaxSeconds: {
+      doc: 'Cap on the retry delay, in seconds; at least backoffBaseSeconds.',
+      format: decimal(0.01, 3600),
+      default: 30,
+      env: 'KAFKA_RETRY_BACKOFF_MAX',
+    },
+  },
+  handlers: {
+    directory: {
+      doc: 'Directory of handler files, relative to the working directory.',
+      format: NON_EMPTY_TEXT,
+      default: 'handlers',
+      env: 'CONVEYOR_HANDLERS_DIR',
+    },
+    timeoutMs: {
+      doc: 'Default handler timeout, in milliseconds.',
+      format: integer(1, 3_600_000),
+      default: 30_000,
+      env: 'CONVEYOR_HANDLER_TIMEOUT_MS',
+    },
+  },
+  pool: {
+    size: { doc: 'Worker threads; 0: os.availableParallelism().', format: integer(0, 256), default: 0, env: 'CONVEYOR_POOL_SIZE' },
+    maxBatch: {
+      doc: 'Most consecutive messages of one partition handed to a worker in one task.',
+      format: integer(1, 10_000),
+      default: 64,
+      env: 'CONVEYOR_POOL_MAX_BATCH',
+    },
+    timeoutGraceMs: {
+      doc: "After a handler's timeout, how long it may take to return before its worker is terminated.",
+      format: integer(0, 60_000),
+      default: 1000,
+      env: 'CONVEYOR_TIMEOUT_GRACE_MS',
+    },
+  },
+  lanes: {
+    maxMessages: {
+      doc: 'Queued messages per partition before the partition is paused.',
+      format: integer(1, 1_000_000),
+      default: 2000,
+      env: 'CONVEYOR_LANE_MAX_MESSAGES',
+    },
+    maxBytes: {
+      doc: 'Queued bytes per partition before the partition is paused.',
+      format: integer(1024, 2_147_483_647),
+      default: 16_777_216,
+      env: 'CONVEYOR_LANE_MAX_BYTES',
+    },
+    resumeRatio: {
+      doc: 'A paused partition resumes when its queue is below this ratio of both limits.',
+      format: decimal(0, 0.99),
+      default: 0.5,
+      env: 'CONVEYOR_LANE_RESUME_RATIO',
+    },
+  },
+  commit: {
+    intervalMs: { doc: 'How often acknowledged offsets are committed.', format: integer(10, 60_000), default: 1000, env: 'CONVEYOR_COMMIT_INTERVAL_MS' },
+  },
+  shutdown: {
+    deadlineMs: {
+      doc: 'On shutdown, how long in-flight work may take before the process stops anyway.',
+      format: integer(0, 600_000),
+      default: 25_000,
+      env: 'CONVEYOR_SHUTDOWN_DEADLINE_MS',
+    },
+    revokeDeadlineMs: {
+      doc: 'On a rebalance, how long revoked partitions may take to finish in-flight work before they are released.',
+      format: integer(0, 600_000),
+      default: 10_000,
+      env: 'CONVEYOR_REVOKE_DEADLINE_MS',
+    },
+  },
+  log: {
+    level: {
+      doc: 'Log level.',
+      format: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+      default: 'info',
+      env: 'LOG_LEVEL',
+    },
+  },
+};
+
+/** One leaf of the schema, flattened. */
+export interface Setting {
+  /** Dotted path: `kafka.acks`. */
+  readonly path: string;
+  readonly env: string | undefined;
+  readonly doc: string;
+  readonly default: unknown;
+  /** What a valid value is, in words. */
+  readonly expected: string;
+  /** Undefined when `value` is valid, else the rejection: `must be …; got …`. */
+  readonly check: (value: unknown) => string | undefined;
+}
+
+/** A schema node is a setting when it has a default (convict's rule); otherwise it is a section. */
+export function isSettingNode(node: unknown): node is convict.SchemaObj {
+  return typeof node === 'object' && node !== null && 'default' in node;
+}
+
+function flatten(section: Record<string, unknown>, prefix: string): Setting[] {
+  return Object.entries(section).flatMap(([key, node]) => {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    if (!isSettingNode(node)) return flatten(node as Record<string, unknown>, path);
+    const format = typeof node.format === 'string' ? formats.get(node.format) : undefined;
+    if (format === undefined) throw new Error(`${path}: schema entries must use a format registered in schema.ts`);
+    return [
+      {
+        path,
+        env: node.env,
+        doc: node.doc ?? '',
+        default: node.default,
+        expected: format.expected,
+        check: format.check,
+      },
+    ];
+  });
+}
+
+/** Every setting, in schema order. */
+export const settings: readonly Setting[] = flatten(conveyorSchema as Record<string, unknown>, '');

@@ -1,0 +1,43 @@
+/**
+ * The one backoff function. Retries use exponential backoff with full jitter:
+ * the delay before retry n (n = 0, 1, ...) is uniform in [0, min(max, base · 2^n)).
+ * Full jitter spreads retries of many partitions (and many pods) instead of synchronising them.
+ */
+export interface BackoffPolicy {
+  /** Base delay in milliseconds (the ceiling of the first retry's delay). */
+  readonly baseMs: number;
+  /** No delay exceeds this. */
+  readonly maxMs: number;
+}
+
+/** The largest delay retry n may wait. */
+export function backoffCeiling(retry: number, policy: BackoffPolicy): number {
+  return Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, retry));
+}
+
+/** A delay for retry n, uniformly drawn below its ceiling; `random` returns [0, 1). */
+export function backoffDelay(retry: number, policy: BackoffPolicy, random: () => number = Math.random): number {
+  return Math.floor(random() * backoffCeiling(retry, policy));
+}
+
+/**
+ * Broker reconnection (seed 000): 100 ms, then 1 s, then 10 s, then every 30 s at most.
+ * librdkafka reconnects by itself; these bound it (reconnect.backoff.ms / reconnect.backoff.max.ms).
+ */
+export const RECONNECT_BACKOFF = { initialMs: 100, maxMs: 30_000 } as const;
+
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,156 @@
+/**
+ * Handler discovery: every `*.js`, `*.mjs` or `*.ts` file in the handlers directory is imported and its
+ * default export checked. Any file that does not import, or declares nonsense, stops the runner before
+ * anything starts, with every problem of every file listed.
+ */
+import { readdir } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ConveyorConfig } from '../config/schema.ts';
+import { HandlerDeclarationError } from '../failure/errors.ts';
+import type { BackoffPolicy } from '../failure/backoff.ts';
+import { isHandler, type Deserializer, type Handler } from './define-handler.ts';
+
+/** A handler as the runtime uses it: declaration checked and defaults filled in from the config. */
+export interface HandlerSpec {
+  readonly name: string;
+  readonly file: string;
+  readonly url: string;
+  readonly topics: readonly string[];
+  readonly group: string;
+  /** Retries after the first failed attempt. */
+  readonly maxRetries: number;
+  readonly backoff: BackoffPolicy;
+  readonly timeoutMs: number;
+  readonly deserialize: Deserializer;
+  /** Dead-letter topic for a source topic, or null when the handler opted out (retries forever). */
+  deadLetterTopicFor(topic: string): string | null;
+}
+
+const HANDLER_EXTENSIONS = new Set(['.js', '.mjs', '.ts', '.mts']);
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+const DESERIALIZERS: readonly Deserializer[] = ['json', 'string', 'buffer'];
+
+export function isTopicName(name: unknown): name is string {
+  return typeof name === 'string' && TOPIC.test(name) && name !== '.' && name !== '..';
+}
+
+/** Everything wrong with a declaration, one line each; empty when it is sound. Pure. */
+export function declarationProblems(decl: unknown): string[] {
+  if (!isHandler(decl)) {
+    return ['default export is not a handler: export default defineHandler({ topic, handle(message, ctx) { ... } })'];
+  }
+  const d = decl as Handler & Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof d.handle !== 'function') problems.push('handle must be a function: async handle(message, ctx)');
+  if (d.name !== undefined && (typeof d.name !== 'string' || !/^[a-zA-Z0-9._-]{1,100}$/.test(d.name))) {
+    problems.push(`name must be 1-100 characters of letters, digits, '.', '_' or '-'; got ${JSON.stringify(d.name)}`);
+  }
+  const hasTopic = d.topic !== undefined;
+  const hasTopics = d.topics !== undefined;
+  if (d.queue !== undefined) problems.push('queue (RabbitMQ) handlers are not supported yet; declare a Kafka topic');
+  if (hasTopic && hasTopics) problems.push('declare either topic or topics, not both');
+  if (!hasTopic && !hasTopics && d.queue === undefined) problems.push('declares no topic: add topic: "<name>" or topics: ["<name>", ...]');
+  if (hasTopic && !isTopicName(d.topic)) problems.push(`topic must be a Kafka topic name ([a-zA-Z0-9._-], 1-249 characters); got ${JSON.stringify(d.topic)}`);
+  if (hasTopics) {
+    if (!Array.isArray(d.topics) || d.topics.length === 0) problems.push('topics must be a non-empty array of topic names');
+    else for (const t of d.topics) if (!isTopicName(t)) problems.push(`topics: ${JSON.stringify(t)} is not a Kafka topic name`);
+  }
+  if (d.group !== undefined && (typeof d.group !== 'string' || d.group.length === 0 || d.group.length > 255)) {
+    problems.push(`group must be a non-empty string of at most 255 characters; got ${JSON.stringify(d.group)}`);
+  }
+  if (d.retry !== undefined) {
+    const r = d.retry as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null) problems.push('retry must be an object: { attempts, backoffMs }');
+    else {
+      if (r.attempts !== undefined && !(Number.isInteger(r.attempts) && (r.attempts as number) >= 0 && (r.attempts as number) <= 100)) {
+        problems.push(`retry.attempts must be an integer from 0 to 100 (retries after the first failure); got ${JSON.stringify(r.attempts)}`);
+      }
+      if (r.backoffMs !== undefined && !(typeof r.backoffMs === 'number' && r.backoffMs >= 0 && r.backoffMs <= 3_600_000)) {
+        problems.push(`retry.backoffMs must be a number of milliseconds from 0 to 3600000; got ${JSON.stringify(r.backoffMs)}`);
+      }
+      if (r.maxBackoffMs !== undefined && !(typeof r.maxBackoffMs === 'number' && r.maxBackoffMs >= 0 && r.maxBackoffMs <= 3_600_000)) {
+        problems.push(`retry.maxBackoffMs must be a number of milliseconds from 0 to 3600000; got ${JSON.stringify(r.maxBackoffMs)}`);
+      }
+    }
+  }
+  if (d.timeoutMs !== undefined && !(Number.isInteger(d.timeoutMs) && (d.timeoutMs as number) >= 1 && (d.timeoutMs as number) <= 3_600_000)) {
+    problems.push(`timeoutMs must be an integer from 1 to 3600000; got ${JSON.stringify(d.timeoutMs)}`);
+  }
+  if (d.deadLetter !== undefined && d.deadLetter !== false) {
+    const dl = d.deadLetter as { topic?: unknown };
+    if (typeof dl !== 'object' || dl === null || !isTopicName(dl.topic)) {
+      problems.push('deadLetter must be false or { topic: "<kafka topic name>" }');
+    }
+  }
+  if (d.deserialize !== undefined && !DESERIALIZERS.includes(d.deserialize as Deserializer)) {
+    problems.push(`deserialize must be one of ${DESERIALIZERS.join(', ')}; got ${JSON.stringify(d.deserialize)}`);
+  }
+  return problems;
+}
+
+/** Fills a sound declaration's defaults from the configuration. Pure. */
+export function toSpec(decl: Handler, file: string, config: ConveyorConfig): HandlerSpec {
+  const name = decl.name ?? basename(file, extname(file));
+  const topics = decl.topics ? [...decl.topics] : [decl.topic!];
+  const baseMs = decl.retry?.backoffMs ?? config.retry.backoffBaseSeconds * 1000;
+  const maxMs = Math.max(baseMs, decl.retry?.maxBackoffMs ?? config.retry.backoffMaxSeconds * 1000);
+  const deadLetter = decl.deadLetter;
+  return {
+    name,
+    file,
+    url: pathToFileURL(file).href,
+    topics,
+    group: decl.group ?? `${config.kafka.environment}.${config.kafka.group}.${name}`,
+    maxRetries: decl.retry?.attempts ?? config.retry.maxAttempts,
+    backoff: { baseMs, maxMs },
+    timeoutMs: decl.timeoutMs ?? config.handlers.timeoutMs,
+    deserialize: decl.deserialize ?? 'json',
+    deadLetterTopicFor: (topic) =>
+      deadLetter === false ? null : deadLetter?.topic ?? (config.kafka.deadLetterTopic || `${topic}.dlq`),
+  };
+}
+
+export class HandlerDiscoveryError extends Error {
+  readonly code = 'conveyor.handler.invalid';
+  readonly failures: readonly HandlerDeclarationError[];
+  constructor(failures: readonly HandlerDeclarationError[], message?: string) {
+    super(message ?? `${failures.length} handler file(s) cannot be used:\n${failures.map((f) => f.message).join('\n')}`);
+    this.failures = failures;
+  }
+}
+
+export async function discoverHandlers(directory: string, config: ConveyorConfig): Promise<HandlerSpec[]> {
+  const dir = resolve(directory);
+  let entries: string[];
+  try {
+    entries = (await readdir(dir)).filter((f) => HANDLER_EXTENSIONS.has(extname(f)) && !f.endsWith('.d.ts') && !f.startsWith('_') && !f.startsWith('.'));
+  } catch (err) {
+    throw new HandlerDiscoveryError([], `handlers directory ${dir} cannot be read: ${(err as Error).message}`);
+  }
+  entries.sort();
+  const failures: HandlerDeclarationError[] = [];
+  const specs: HandlerSpec[] = [];
+  for (const entry of entries) {
+    const file = join(dir, entry);
+    let mod: { default?: unknown };
+    try {
+      mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    } catch (err) {
+      failures.push(new HandlerDeclarationError(file, [`cannot be imported: ${(err as Error).message}`], err));
+      continue;
+    }
+    const problems = declarationProblems(mod.default);
+    if (problems.length > 0) failures.push(new HandlerDeclarationError(file, problems));
+    else specs.push(toSpec(mod.default as Handler, file, config));
+  }
+  const byName = Map.groupBy(specs, (s) => s.name);
+  for (const [name, same] of byName) {
+    if (same.length > 1) {
+      for (const s of same) failures.push(new HandlerDeclarationError(s.file, [`handler name "${name}" is also used by ${same.filter((o) => o !== s).map((o) => o.file).join(', ')}`]));
+    }
+  }
+  if (failures.length > 0) throw new HandlerDiscoveryError(failures);
+  if (specs.length === 0) throw new HandlerDiscoveryError([], `no handler files (*.js, *.mjs, *.ts) in ${dir}`);
+  return specs;
+}

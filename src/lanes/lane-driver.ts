@@ -1,0 +1,170 @@
+/**
+ * Drives one PartitionLane through the pool: hands the worker micro-batches of consecutive messages,
+ * acknowledges what succeeded, retries the failed head in-lane (order kept: nothing behind it starts),
+ * then dead-letters it and acknowledges only after the broker confirmed the dead letter.
+ * While a lane waits (retry delay, dead-letter outage), other lanes run on.
+ */
+import type { OffsetTracker } from '../ack/offset-tracker.ts';
+import { backoffDelay, sleep } from '../failure/backoff.ts';
+import { classifyFailure, errorType } from '../failure/classify.ts';
+import { buildDeadLetter, type DeadLetterPublisher } from '../failure/dead-letter.ts';
+import type { HandlerSpec } from '../handlers/discover.ts';
+import type { Logger } from '../ops/logger.ts';
+import type { WorkerPool } from '../pool/worker-pool.ts';
+import type { Instrumentation } from './instrumentation.ts';
+import type { PartitionLane } from './partition-lane.ts';
+
+export interface LaneDriverDeps {
+  readonly pool: WorkerPool;
+  readonly deadLetters: DeadLetterPublisher;
+  readonly events: Instrumentation;
+  readonly logger: Logger;
+  /** Max consecutive messages per worker task. */
+  readonly maxBatch: number;
+  /** Called whenever the lane shrank, so the source can resume a paused partition. */
+  readonly onDrained: (lane: PartitionLane) => void;
+}
+
+export class LaneDriver {
+  readonly lane: PartitionLane;
+  private readonly tracker: OffsetTracker;
+  private readonly spec: HandlerSpec;
+  private readonly deps: LaneDriverDeps;
+  private readonly stopping = new AbortController();
+  private running: Promise<void> | undefined;
+  /** Attempt number of the message at the head of the lane. */
+  private headAttempt = 1;
+  private readonly log: Logger;
+
+  constructor(lane: PartitionLane, tracker: OffsetTracker, spec: HandlerSpec, deps: LaneDriverDeps) {
+    this.lane = lane;
+    this.tracker = tracker;
+    this.spec = spec;
+    this.deps = deps;
+    this.log = deps.logger.child({ handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition });
+  }
+
+  /** Starts the lane's loop if it is idle and has work. */
+  kick(): void {
+    if (this.running || this.lane.closed || this.lane.size === 0) return;
+    this.running = this.loop()
+      .catch((err: unknown) => {
+        // Invariant 6: nothing escapes. A bug here must not kill the process; the lane stops, offsets stay put.
+        this.log.error({ err }, 'lane stopped by an unexpected error; its messages stay uncommitted');
+      })
+      .finally(() => {
+        this.running = undefined;
+        this.lane.busy = false;
+        if (!this.stopping.signal.aborted) this.kick();
+      });
+  }
+
+  /** Stops taking work; waits for the batch in flight (if any) up to `deadlineMs`. True if it finished. */
+  async stop(deadlineMs: number): Promise<boolean> {
+    this.lane.close();
+    this.stopping.abort(new Error('lane stopped'));
+    if (!this.running) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      this.running.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs))),
+    ]);
+    clearTimeout(timer);
+    return finished;
+  }
+
+  private context(offset: string) {
+    return { topic: this.lane.topic, partition: this.lane.partition, offset, handler: this.spec.name, file: this.spec.file, group: this.spec.group };
+  }
+
+  private async loop(): Promise<void> {
+    const { lane, tracker, spec, deps } = this;
+    const signal = this.stopping.signal;
+    while (!lane.closed && lane.size > 0) {
+      lane.busy = true;
+      const batch = lane.peekBatch(deps.maxBatch);
+      const started = performance.now();
+      const result = await deps.pool.run({
+        url: spec.url,
+        handler: spec.name,
+        topic: lane.topic,
+        partition: lane.partition,
+        deserialize: spec.deserialize,
+        timeoutMs: spec.timeoutMs,
+        firstAttempt: this.headAttempt,
+        messages: batch.map((r) => ({ offset: r.offset.toString(), key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })),
+      });
+      // Acknowledge what the worker completed, even if the lane was revoked meanwhile: the revoke waits
+      // for this batch and commits it.
+      for (let i = 0; i < result.completed; i++) tracker.ack(batch[i]!.offset);
+      if (result.completed > 0) {
+        const last = batch[result.completed - 1]!;
+        deps.events.emit('messages.handled', {
+          handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition,
+          offset: batch[0]!.offset.toString(), lastOffset: last.offset.toString(), count: result.completed,
+          durationMs: performance.now() - started,
+        });
+        this.headAttempt = 1;
+        if (!lane.closed) lane.release(result.completed);
+        deps.onDrained(lane);
+      }
+      if (!result.failure) continue;
+
+      const record = batch[result.completed]!;
+      const offset = record.offset.toString();
+      const error = classifyFailure(result.failure, this.context(offset));
+      const event = { handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition, offset };
+      const deadLetterTopic = spec.deadLetterTopicFor(lane.topic);
+      const retriesDone = this.headAttempt - 1;
+      // Without a dead-letter topic (deadLetter: false) a message is retried until it succeeds.
+      if (deadLetterTopic === null || (error.retriable && retriesDone < spec.maxRetries)) {
+        const delayMs = backoffDelay(retriesDone, spec.backoff);
+        this.log.warn(
+          { offset, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), err: error },
+          `attempt ${this.headAttempt} failed, retrying in ${delayMs} ms`,
+        );
+        deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: error.message });
+        try {
+          await sleep(delayMs, signal);
+        } catch {
+          return; // revoked or shutting down: the message stays unacknowledged, the next owner retries it
+        }
+        this.headAttempt += 1;
+        continue;
+      }
+
+      // Last attempt failed (or the failure is not worth retrying): dead-letter, then acknowledge.
+      const letter = buildDeadLetter({
+        deadLetterTopic, topic: lane.topic, partition: lane.partition, record, error,
+        retryCount: retriesDone, handler: spec.name, group: spec.group,
+      });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await deps.deadLetters.publish(letter);
+          break;
+        } catch (err) {
+          const delayMs = backoffDelay(Math.min(attempt, 16), { baseMs: 200, maxMs: 30_000 });
+          this.log.error(
+            { offset, deadLetterTopic, attempt: attempt + 1, delayMs, err },
+            'dead-letter publish failed; the lane holds this message (nothing after it is committed) and tries again',
+          );
+          deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt: attempt + 1, reason: (err as Error).message });
+          try {
+            await sleep(delayMs, signal);
+          } catch {
+            return;
+          }
+        }
+      }
+      this.log.error(
+        { offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error },
+        'message dead-lettered',
+      );
+      deps.events.emit('message.dead_lettered', { ...event, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error) });
+      tracker.ack(record.offset);
+      this.headAttempt = 1;
+      if (!lane.closed) lane.release(1);
+      deps.onDrained(lane);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The shared piscina pool that runs handler micro-batches, plus the watchdog that turns a stuck handler
+ * into a terminated-and-replaced worker. Never rejects: a worker that dies or is terminated yields a
+ * TaskResult whose failure says so, with `completed` read from the task's shared progress.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { createProgress, readProgress, type HandlerTask, type TaskMessage, type TaskResult } from './protocol.ts';
+
+export type PoolFailureKind = 'crash' | 'terminated-after-timeout';
+
+export interface PoolTaskResult extends Omit<TaskResult, 'failure'> {
+  readonly failure?: TaskResult['failure'] | { readonly kind: PoolFailureKind; readonly name: string; readonly message: string };
+}
+
+export interface WorkerPoolOptions {
+  /** Worker threads; 0 = available cores. */
+  readonly size: number;
+  /** After a handler's timeout, how long it may take to return before its worker is terminated. */
+  readonly timeoutGraceMs: number;
+}
+
+const workerFile = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+
+export class WorkerPool {
+  private readonly piscina: Piscina<HandlerTask, TaskResult>;
+  private readonly graceMs: number;
+  /** Workers terminated because a handler did not return after its timeout. */
+  terminated = 0;
+  /** Workers that died by themselves. */
+  crashed = 0;
+
+  constructor(options: WorkerPoolOptions) {
+    const size = options.size > 0 ? options.size : availableParallelism();
+    this.graceMs = options.timeoutGraceMs;
+    this.piscina = new Piscina({
+      filename: workerFile,
+      minThreads: size,
+      maxThreads: size,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      concurrentTasksPerWorker: 1,
+      // async: an idle worker still runs timers and I/O a handler left behind (sync would block them)
+      atomics: 'async',
+    });
+  }
+
+  get size(): number {
+    return this.piscina.maxThreads;
+  }
+
+  get utilization(): number {
+    return this.piscina.utilization;
+  }
+
+  async run(task: Omit<HandlerTask, 'progress'>): Promise<PoolTaskResult> {
+    const progress = createProgress();
+    const abort = new AbortController();
+    // Watchdog: a message may run timeoutMs + grace; the worker aborts it at timeoutMs itself, so only a
+    // handler that blocks its thread (or ignores the abort and never settles) reaches the termination.
+    const limit = task.timeoutMs + this.graceMs;
+    let timer: NodeJS.Timeout | undefined;
+    const watch = (): void => {
+      const { startedAt } = readProgress(progress);
+      const overdue = startedAt > 0 ? Date.now() - startedAt - limit : -1;
+      if (overdue >= 0) {
+        abort.abort(new Error('handler did not return after its timeout'));
+        return;
+      }
+      timer = setTimeout(watch, Math.max(10, startedAt > 0 ? -overdue : limit));
+    };
+    timer = setTimeout(watch, limit);
+    try {
+      return await this.piscina.run({ ...task, progress }, { signal: abort.signal });
+    } catch (err) {
+      const { completed } = readProgress(progress);
+      if (abort.signal.aborted) {
+        this.terminated += 1;
+        return {
+          completed,
+          failure: {
+            kind: 'terminated-after-timeout',
+            name: 'HandlerTimeout',
+            message: `handler ${task.handler} did not return within ${task.timeoutMs} ms (+${this.graceMs} ms grace); its worker was terminated and replaced`,
+          },
+        };
+      }
+      this.crashed += 1;
+      return {
+        completed,
+        failure: { kind: 'crash', name: 'WorkerCrashed', message: `worker running handler ${task.handler} died: ${(err as Error).message}` },
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
+
+export type { TaskMessage };

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { defineHandler } from '../../src/handlers/define-handler.ts';
+import { declarationProblems, toSpec } from '../../src/handlers/discover.ts';
+import type { ConveyorConfig } from '../../src/config/schema.ts';
+
+const handle = async () => {};
+
+describe('handler declarations', () => {
+  it('accepts a minimal handler', () => {
+    expect(declarationProblems(defineHandler({ topic: 'orders', handle }))).toEqual([]);
+  });
+
+  it('rejects a default export that is not defineHandler(...)', () => {
+    expect(declarationProblems({ topic: 'orders', handle })[0]).toMatch(/default export is not a handler/);
+    expect(declarationProblems(undefined)[0]).toMatch(/defineHandler/);
+  });
+
+  it('lists every problem of a nonsense declaration, one line each', () => {
+    const problems = declarationProblems(
+      defineHandler({
+        topic: 'bad topic!',
+        retry: { attempts: -1, backoffMs: 'soon' as unknown as number },
+        timeoutMs: 0,
+        deserialize: 'xml' as 'json',
+        deadLetter: { topic: '' },
+        handle: 'nope' as unknown as typeof handle,
+      }),
+    );
+    expect(problems).toEqual([
+      'handle must be a function: async handle(message, ctx)',
+      'topic must be a Kafka topic name ([a-zA-Z0-9._-], 1-249 characters); got "bad topic!"',
+      'retry.attempts must be an integer from 0 to 100 (retries after the first failure); got -1',
+      'retry.backoffMs must be a number of milliseconds from 0 to 3600000; got "soon"',
+      'timeoutMs must be an integer from 1 to 3600000; got 0',
+      'deadLetter must be false or { topic: "<kafka topic name>" }',
+      'deserialize must be one of json, string, buffer; got "xml"',
+    ]);
+  });
+
+  it('needs exactly one of topic and topics', () => {
+    expect(declarationProblems(defineHandler({ handle }))).toContain('declares no topic: add topic: "<name>" or topics: ["<name>", ...]');
+    expect(declarationProblems(defineHandler({ topic: 'a', topics: ['b'], handle }))).toContain('declare either topic or topics, not both');
+    expect(declarationProblems(defineHandler({ topics: [], handle }))).toContain('topics must be a non-empty array of topic names');
+  });
+
+  it('fills defaults from the configuration', () => {
+    const config = {
+      kafka: { environment: 'prod', group: 'shop', deadLetterTopic: '' },
+      retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
+      handlers: { timeoutMs: 30_000 },
+    } as ConveyorConfig;
+    const spec = toSpec(defineHandler({ topic: 'orders', handle }), '/h/orders-handler.ts', config);
+    expect(spec).toMatchObject({
+      name: 'orders-handler', topics: ['orders'], group: 'prod.shop.orders-handler', maxRetries: 3,
+      backoff: { baseMs: 1000, maxMs: 30_000 }, timeoutMs: 30_000, deserialize: 'json', url: 'file:///h/orders-handler.ts',
+    });
+    expect(spec.deadLetterTopicFor('orders')).toBe('orders.dlq');
+    const shared = toSpec(defineHandler({ topic: 'orders', handle }), '/h/x.ts', { ...config, kafka: { ...config.kafka, deadLetterTopic: 'dlq-events' } });
+    expect(shared.deadLetterTopicFor('orders')).toBe('dlq-events');
+    const own = toSpec(defineHandler({ topic: 'orders', deadLetter: { topic: 'orders.failed' }, retry: { attempts: 0, backoffMs: 5 }, handle }), '/h/x.ts', config);
+    expect(own.deadLetterTopicFor('orders')).toBe('orders.failed');
+    expect(own.maxRetries).toBe(0);
+    expect(own.backoff.baseMs).toBe(5);
+    expect(toSpec(defineHandler({ topic: 'orders', deadLetter: false, handle }), '/h/x.ts', config).deadLetterTopicFor('orders')).toBeNull();
+  });
+});
