@@ -29,11 +29,12 @@ function plans(run: string): { plans: Plan[]; expectRetried: number; expectDeadL
     const account = i % 97 === 0 ? 'blocked' : `acct-${i % 40}`;
     const amount = i % 101 === 0 ? -5 : 10 + (i % 50);
     const flaky = i % 10 === 3;
-    if (account === 'blocked') {
+    // the handler checks in this order: negative amount (no retry), blocked account (3 retries), flaky (1 retry)
+    if (amount < 0) expectDeadLettered += 1;
+    else if (account === 'blocked') {
       expectDeadLettered += 1;
       expectRetried += 3;
-    } else if (amount < 0) expectDeadLettered += 1;
-    else if (flaky) expectRetried += 1;
+    } else if (flaky) expectRetried += 1;
     return { key: account, value: JSON.stringify({ paymentId: `p-${i}`, account, amount, flaky, run }) };
   });
   const images = Array.from({ length: 500 }, (_, i) => ({

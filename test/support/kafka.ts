@@ -24,3 +24,58 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+export interface TestMessage {
+  readonly key?: string;
+  readonly value: unknown;
+  readonly partition?: number;
+  readonly headers?: Record<string, string>;
+}
+
+/** Produces (idempotent, acks=all) and resolves when the broker acknowledged everything. */
+export async function produce(kafka: Kafka, topic: string, messages: readonly TestMessage[]): Promise<void> {
+  const producer = kafka.producer({ 'enable.idempotence': true, acks: -1, 'linger.ms': 5 } as never);
+  await producer.connect();
+  try {
+    for (let i = 0; i < messages.length; i += 1000) {
+      await producer.send({
+        topic,
+        messages: messages.slice(i, i + 1000).map((m) => ({
+          key: m.key ?? null,
+          value: typeof m.value === 'string' ? m.value : JSON.stringify(m.value),
+          ...(m.partition !== undefined ? { partition: m.partition } : {}),
+          ...(m.headers ? { headers: m.headers } : {}),
+        })),
+      });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** The group's committed offset per partition (-1 = nothing committed). */
+export async function committedOffsets(admin: Admin, groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+}
+
+/** Reads every message of a topic from the beginning (a throwaway group), until `count` arrived. */
+export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }>> {
+  const consumer = kafka.consumer({ kafkaJS: { groupId: uniqueName('conveyor.test.reader'), fromBeginning: true, autoCommit: false } });
+  const got: Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }> = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic] });
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[v.length - 1] : v);
+        got.push({ partition, offset: message.offset, key: message.key?.toString() ?? null, value: message.value?.toString() ?? '', headers });
+      },
+    });
+    await waitFor(`${count} messages on ${topic}`, () => got.length >= count, timeoutMs);
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}
