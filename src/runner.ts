@@ -62,10 +62,15 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  try {
-    await runtime.start();
-  } catch (err) {
-    log.fatal({ err }, 'start-up failed');
+  // A signal during start-up (say, while the brokers cannot be reached) stops the runner without waiting for
+  // start-up to finish or fail; a start-up that fails because of that stop is not a start-up failure.
+  const startup = runtime.start().then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
+  const failed = await Promise.race([startup, stopped]);
+  if (failed && signals === 0) {
+    log.fatal({ err: failed.err }, 'start-up failed');
     await runtime.stop(1000).catch(() => {});
     return 1;
   }

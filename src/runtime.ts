@@ -66,6 +66,7 @@ export class Runtime {
       'starting',
     );
     await Promise.all(this.sources.map((s) => s.start()));
+    if (this.stopping) return; // stopped during start-up
     logger.info('running');
   }
 

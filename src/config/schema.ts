@@ -33,7 +33,10 @@ export interface ConveyorConfig {
     deadLetterTopic: string;
     /** Static membership `group.instance.id`; empty: dynamic membership. */
     instanceId: string;
+    /** Session timeout with static membership (instanceId set). */
     sessionTimeoutMs: number;
+    /** Session timeout without static membership. */
+    dynamicSessionTimeoutMs: number;
     assignmentStrategy: 'cooperative-sticky' | 'range' | 'roundrobin';
     /** Messages per fetch batch handed to the runtime (js.consumer.max.batch.size). */
     maxBatchSize: number;
@@ -237,10 +240,16 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       env: 'POD_NAME',
     },
     sessionTimeoutMs: {
-      doc: 'Consumer session timeout, in milliseconds.',
+      doc: 'Consumer session timeout with static membership (POD_NAME set), in milliseconds: a member restarting within it keeps its partitions without a rebalance.',
       format: integer(6000, 1_800_000),
       default: 300_000,
       env: 'KAFKA_SESSION_TIMEOUT_MS',
+    },
+    dynamicSessionTimeoutMs: {
+      doc: 'Consumer session timeout without static membership, in milliseconds: how long the partitions of a crashed member wait before another member takes them.',
+      format: integer(6000, 1_800_000),
+      default: 45_000,
+      env: 'KAFKA_DYNAMIC_SESSION_TIMEOUT_MS',
     },
     assignmentStrategy: {
       doc: 'Partition assignment strategy.',

@@ -59,6 +59,8 @@ export class KafkaSource {
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** consumer.connect() resolved: until then there is nothing to commit, and disconnect() waits for the connect. */
+  private connected = false;
 
   constructor(spec: HandlerSpec, config: ConveyorConfig, deps: KafkaSourceDeps) {
     this.spec = spec;
@@ -78,7 +80,11 @@ export class KafkaSource {
       kafkaJS: { groupId: this.spec.group, fromBeginning: k.autoOffsetReset === 'earliest', autoCommit: false },
       'group.id': this.spec.group,
       ...(k.instanceId ? { 'group.instance.id': k.instanceId } : {}),
-      'session.timeout.ms': k.sessionTimeoutMs,
+      // static members get the long session of seed 000 (restarts without rebalance); dynamic ones a short one,
+      // so that a crashed member's partitions move on quickly
+      'session.timeout.ms': k.instanceId ? k.sessionTimeoutMs : k.dynamicSessionTimeoutMs,
+      // a mistyped handler topic must not create a topic
+      'allow.auto.create.topics': false,
       'partition.assignment.strategy': k.assignmentStrategy,
       'enable.auto.commit': false,
       'auto.offset.reset': k.autoOffsetReset,
@@ -89,10 +95,25 @@ export class KafkaSource {
     } as never);
     this.consumer = consumer;
     await consumer.connect();
+    this.connected = true;
+    if (this.stopped) {
+      // stop() came while connecting and returned at once: leave now, without ever joining the group.
+      await consumer.disconnect().catch(() => {});
+      return;
+    }
     await consumer.subscribe({ topics: [...this.spec.topics] });
     await consumer.run({
       eachBatchAutoResolve: true,
-      eachBatch: async ({ batch }) => this.onBatch(batch.topic, batch.partition, batch.messages),
+      eachBatch: async ({ batch, resolveOffset }) => {
+        const lane = this.onBatch(batch.topic, batch.partition, batch.messages);
+        // Pause here, not after the batch: the client hands out the batches it has cached in microtasks, so a
+        // deferred pause would land only after every cached message of the partition was queued. The batch is
+        // resolved first, so the pause seeks past it (the paused batch is not delivered again).
+        if (lane?.shouldPause()) {
+          resolveOffset(batch.lastOffset());
+          this.pause(lane);
+        }
+      },
     });
     this.commitTimer = setInterval(() => void this.commit(), this.config.commit.intervalMs);
     this.commitTimer.unref();
@@ -118,10 +139,10 @@ export class KafkaSource {
     return state;
   }
 
-  private onBatch(topic: string, partition: number, messages: KafkaMessage[]): void {
-    if (this.stopped || messages.length === 0) return;
+  private onBatch(topic: string, partition: number, messages: KafkaMessage[]): PartitionLane | undefined {
+    if (this.stopped || messages.length === 0) return undefined;
     const { lane, tracker, driver } = this.state(topic, partition);
-    if (lane.closed) return;
+    if (lane.closed) return undefined;
     const last = tracker.lastTracked();
     for (const m of messages) {
       const offset = BigInt(m.offset);
@@ -138,8 +159,7 @@ export class KafkaSource {
       lane.push(record);
     }
     driver.kick();
-    // Pausing inside eachBatch would mark the batch stale and re-deliver it; pause right after it returns.
-    if (lane.shouldPause()) setImmediate(() => this.pause(lane));
+    return lane;
   }
 
   private pause(lane: PartitionLane): void {
@@ -225,6 +245,13 @@ export class KafkaSource {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.commitTimer);
+    if (!this.connected) {
+      // Still connecting (say, the brokers are unreachable): nothing was fetched, so nothing to drain or commit.
+      // The driver cannot abort a connect: disconnect() now would wait for the connect attempt to end (30 s when
+      // no broker answers) and then fail it; start() disconnects if the connect still succeeds.
+      this.log.info('consumer stopped before it connected');
+      return;
+    }
     const states = [...this.partitions.values()];
     const finished = await Promise.all(states.map((s) => s.driver.stop(deadlineMs)));
     const unfinished = states.filter((_, i) => !finished[i]).map((s) => `${s.lane.topic}/${s.lane.partition}`);

@@ -61,7 +61,11 @@ export class LaneDriver {
 
   /** Stops taking work; waits for the batch in flight (if any) up to `deadlineMs`. True if it finished. */
   async stop(deadlineMs: number): Promise<boolean> {
-    this.lane.close();
+    if (!this.lane.closed) {
+      const bytes = this.lane.bytes;
+      const dropped = this.lane.close();
+      this.log.debug({ dropped, bytes }, 'lane closed; queued messages dropped uncommitted (the next owner reads them again)');
+    }
     this.stopping.abort(new Error('lane stopped'));
     if (!this.running) return true;
     let timer: NodeJS.Timeout | undefined;

@@ -61,7 +61,10 @@ export async function committedOffsets(admin: Admin, groupId: string, topic: str
 
 /** Reads every message of a topic from the beginning (a throwaway group), until `count` arrived. */
 export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }>> {
-  const consumer = kafka.consumer({ kafkaJS: { groupId: uniqueName('conveyor.test.reader'), fromBeginning: true, autoCommit: false } });
+  // allowAutoTopicCreation false: otherwise the reader's metadata requests re-create the topic after a test deleted it
+  const consumer = kafka.consumer({
+    kafkaJS: { groupId: uniqueName('conveyor.test.reader'), fromBeginning: true, autoCommit: false, allowAutoTopicCreation: false },
+  });
   const got: Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }> = [];
   await consumer.connect();
   try {

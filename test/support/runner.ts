@@ -92,7 +92,9 @@ export class RunnerProcess {
 
 export function readRecords(file: string): Recorded[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Recorded);
+  // Worker threads append while tests poll: a line without its newline yet is still being written.
+  const lines = readFileSync(file, 'utf8').split('\n');
+  return lines.slice(0, -1).filter(Boolean).map((l) => JSON.parse(l) as Recorded);
 }
 
 export function newRecordFile(): string {

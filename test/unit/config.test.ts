@@ -43,6 +43,7 @@ const DEFAULTS: ConveyorConfig = {
     deadLetterTopic: '',
     instanceId: '',
     sessionTimeoutMs: 300_000,
+    dynamicSessionTimeoutMs: 45_000,
     assignmentStrategy: 'cooperative-sticky',
     maxBatchSize: 1000,
   },

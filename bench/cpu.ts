@@ -1,0 +1,98 @@
+/**
+ * CPU-bound handlers: a handler that burns ~1 ms of CPU per message (a calibrated chain of SHA-256 digests).
+ * Contender A, the bare client, calls the burn function in eachBatch, message after message, on the main
+ * thread. Contender B is Conveyor, whose worker pool (pool.size = cores by default) runs the same function.
+ * Same topic data (12 partitions × 600 messages of 1 KiB by default), contenders alternating, fresh groups.
+ * Reported: median msgs/s of each, speedup = conveyor / bare, against the target 0.9 × cores.
+ *
+ *   bash bench/run.sh cpu [--runs N] [--only bare|conveyor] [--messages N] [--partitions N] [--burn-ms MS]
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { burn, calibrate } from './lib/burn.ts';
+import {
+  BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, emit, environment, loadAverage, median, parseCommonArgs, prepareTopic, progressLine,
+  round, runBare, runConveyor, runId, runJson, runRows, table, type RunResult,
+} from './lib/common.ts';
+
+async function main(): Promise<void> {
+  const args = parseCommonArgs({ partitions: 12, messages: 12 * 600, size: 1024, runs: 2 });
+  const cores = availableParallelism();
+  const { iterations, msPerCall } = calibrate(args.burnMs);
+  process.env.BENCH_BURN_ITERATIONS = String(iterations); // read by bench/handlers/cpu/burn.ts in the workers
+  const handlersDir = join(BENCH_DIR, 'handlers', 'cpu');
+  const kafka = benchKafka(`conveyor-bench-${runId}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  const topic = args.topic ?? `conveyor.bench.cpu.${runId}`;
+  const total = args.messages;
+  const runs: RunResult[] = [];
+  let conveyorConfig = benchConfig(handlersDir, 'probe');
+  console.log(`burn: ${iterations} SHA-256 rounds per message, ${round(msPerCall, 3)} ms on the main thread (target ${args.burnMs} ms); ${cores} cores; load average ${loadAverage()}`);
+  try {
+    if (args.topic === undefined) {
+      const ms = await prepareTopic(admin, kafka, topic, args.partitions, total, args.size);
+      console.log(`produced ${total.toLocaleString('en-US')} messages of ${args.size} B to ${topic} (${args.partitions} partitions) in ${round(ms)} ms`);
+    }
+    console.log(
+      `kafka.maxBatchSize ${conveyorConfig.kafka.maxBatchSize}, pool.maxBatch ${conveyorConfig.pool.maxBatch}, ` +
+        `pool.size ${conveyorConfig.pool.size || `cores (${cores})`}, ${args.runs} run(s) each, alternating\n`,
+    );
+    for (let i = 1; i <= args.runs; i++) {
+      if (args.only !== 'conveyor') {
+        const r = await runBare({ kafka, admin, topic, config: conveyorConfig, expected: total, run: i, work: (m) => burn(iterations, m.value) });
+        runs.push(r);
+        console.log(progressLine(r));
+      }
+      if (args.only !== 'bare') {
+        const r = await runConveyor({ admin, topic, handlersDir, expected: total, run: i });
+        conveyorConfig = r.config;
+        runs.push(r);
+        console.log(progressLine(r));
+      }
+    }
+  } finally {
+    if (!args.keepTopic) await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.disconnect();
+  }
+
+  const bare = median(runs.filter((r) => r.contender === 'bare').map((r) => r.msgsPerS));
+  const conveyor = median(runs.filter((r) => r.contender === 'conveyor').map((r) => r.msgsPerS));
+  const speedup = conveyor / bare;
+  const target = 0.9 * cores;
+  console.log(`\n${table(RUN_HEADERS, runRows(runs))}\n`);
+  console.log(table(['median', 'bare msgs/s', 'conveyor msgs/s', 'speedup', 'target'], [
+    ['from start', round(bare), round(conveyor), round(speedup, 2), `>= ${round(target, 2)} (0.9 × ${cores} cores)`],
+    [
+      'steady (first→last msg)',
+      round(median(runs.filter((r) => r.contender === 'bare').map((r) => r.steadyMsgsPerS))),
+      round(median(runs.filter((r) => r.contender === 'conveyor').map((r) => r.steadyMsgsPerS))),
+      round(median(runs.filter((r) => r.contender === 'conveyor').map((r) => r.steadyMsgsPerS)) / median(runs.filter((r) => r.contender === 'bare').map((r) => r.steadyMsgsPerS)), 2),
+      '',
+    ],
+  ]));
+  console.log(Number.isFinite(speedup) ? `\nspeedup ${round(speedup, 2)}: ${speedup >= target ? 'meets' : 'MISSES'} the target (>= ${round(target, 2)})\n` : '');
+  emit('cpu', {
+    bench: 'cpu',
+    bare_msgs_per_s: round(bare, 1),
+    conveyor_msgs_per_s: round(conveyor, 1),
+    speedup: round(speedup, 3),
+    cores,
+    target_speedup: round(target, 2),
+    messages: total,
+    partitions: args.partitions,
+    burn_ms: round(msPerCall, 3),
+    burn_iterations: iterations,
+    load_average: loadAverage(),
+    ...environment(conveyorConfig),
+    runs: runs.map(runJson),
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,437 @@
+/**
+ * What both benchmarks share: the topic data (created and produced once per run), the two contenders (the bare
+ * Confluent client and Conveyor's Runtime, in this process), timing, statistics, the table and the result file.
+ *
+ * Both contenders get the same consumer settings (js.consumer.max.batch.size, assignment strategy, session
+ * timeout, auto.offset.reset=earliest, manual commits every commit.intervalMs) read from one loaded Conveyor
+ * configuration, so an environment override (KAFKA_MAX_BATCH_SIZE=…) applies to both.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { loadConfig } from '../../dist/config/load.js';
+import type { ConveyorConfig } from '../../dist/config/schema.js';
+import { createKafka, type Admin, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
+import { Runtime } from '../../dist/runtime.js';
+
+export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export const brokers = (process.env.KAFKA_BROKERS ?? process.env.KAFKA_BOOTSTRAP_SERVERS ?? '127.0.0.1:9092').split(',').map((s) => s.trim());
+
+/** Runtime and driver logs go to stderr, so stdout stays the table and the final JSON line. */
+export const logger: Logger = pino({ name: 'bench', level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
+
+export function benchKafka(clientId: string): Kafka {
+  return createKafka({ brokers, clientId, logger });
+}
+
+export const runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomUUID().slice(0, 6)}`;
+
+export interface CommonArgs {
+  runs: number;
+  only: 'bare' | 'conveyor' | undefined;
+  keepTopic: boolean;
+  topic: string | undefined;
+  partitions: number;
+  /** Messages in all, round-robin over the partitions. */
+  messages: number;
+  size: number;
+  /** CPU per message in the cpu benchmark. */
+  burnMs: number;
+}
+
+export function parseCommonArgs(defaults: { partitions: number; messages: number; size: number; runs: number }): CommonArgs {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      runs: { type: 'string' },
+      only: { type: 'string' },
+      'keep-topic': { type: 'boolean' },
+      topic: { type: 'string' },
+      partitions: { type: 'string' },
+      messages: { type: 'string' },
+      size: { type: 'string' },
+      'burn-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(`options: --runs N (per contender, alternating; default ${defaults.runs})  --only bare|conveyor
+         --partitions N (default ${defaults.partitions})  --messages N (default ${defaults.messages})  --size BYTES (default ${defaults.size})
+         --burn-ms MS (cpu only; default 1)
+         --topic NAME (reuse an existing, already filled topic)  --keep-topic (do not delete the topic afterwards)
+environment: KAFKA_MAX_BATCH_SIZE, CONVEYOR_POOL_MAX_BATCH, CONVEYOR_POOL_SIZE, … (docs/configuration.md) apply to the run;
+             KAFKA_BROKERS (default 127.0.0.1:9092); LOG_LEVEL (default warn, logs go to stderr)`);
+    process.exit(0);
+  }
+  const int = (v: string | undefined, d: number): number => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`expected a positive integer, got ${v}`);
+    return n;
+  };
+  if (values.only !== undefined && values.only !== 'bare' && values.only !== 'conveyor') throw new Error('--only must be bare or conveyor');
+  return {
+    runs: int(values.runs, defaults.runs),
+    only: values.only,
+    keepTopic: values['keep-topic'] ?? values.topic !== undefined,
+    topic: values.topic,
+    partitions: int(values.partitions, defaults.partitions),
+    messages: int(values.messages, defaults.messages),
+    size: int(values.size, defaults.size),
+    burnMs: values['burn-ms'] === undefined ? 1 : Number(values['burn-ms']),
+  };
+}
+
+/** The configuration Conveyor runs with: the environment, plus what the benchmark must fix. */
+export function benchConfig(handlersDir: string, group: string): ConveyorConfig {
+  return loadConfig({
+    env: {
+      ...process.env,
+      KAFKA_BOOTSTRAP_SERVERS: brokers.join(','),
+      KAFKA_AUTO_OFFSET_RESET: 'earliest',
+      KAFKA_ENVIRONMENT: 'bench',
+      KAFKA_GROUP: group,
+      CONVEYOR_HANDLERS_DIR: handlersDir,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
+  });
+}
+
+// ------------------------------------------------------------------------------------------- topic data
+
+/** Creates the topic and produces `total` messages of `size` bytes round-robin over its partitions (idempotent, batched). */
+export async function prepareTopic(admin: Admin, kafka: Kafka, topic: string, partitions: number, total: number, size: number): Promise<number> {
+  const created = await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], timeout: 30_000 });
+  if (!created) throw new Error(`topic ${topic} already exists`);
+  const producer = kafka.producer({
+    'enable.idempotence': true,
+    acks: -1,
+    'linger.ms': 10,
+    'batch.size': 1_000_000,
+    'batch.num.messages': 10_000,
+    'queue.buffering.max.kbytes': 1_048_576,
+    'compression.type': 'none',
+  } as never);
+  const t0 = performance.now();
+  await producer.connect();
+  try {
+    const chunk = 2000;
+    const inFlight = new Set<Promise<unknown>>();
+    for (let start = 0; start < total; start += chunk) {
+      const messages = [];
+      for (let i = start; i < Math.min(total, start + chunk); i++) {
+        messages.push({ partition: i % partitions, key: `k${i}`, value: payload(i, size) });
+      }
+      const sent: Promise<unknown> = producer.send({ topic, messages }).finally(() => inFlight.delete(sent));
+      inFlight.add(sent);
+      if (inFlight.size >= 8) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  } finally {
+    await producer.disconnect();
+  }
+  const offsets = await admin.fetchTopicOffsets(topic);
+  const stored = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  if (stored !== total) throw new Error(`topic ${topic} holds ${stored} messages, expected ${total}`);
+  return performance.now() - t0;
+}
+
+/** A JSON object of exactly `size` bytes (valid JSON so BENCH_DESERIALIZE=json works too). */
+function payload(i: number, size: number): Buffer {
+  const head = `{"seq":${i},"pad":"`;
+  const fill = Math.max(0, size - head.length - 2);
+  return Buffer.from(`${head}${'x'.repeat(fill)}"}`);
+}
+
+/** Sum of the group's committed offsets on the topic (what a restarted consumer would skip). */
+export async function committedTotal(admin: Admin, group: string, topic: string): Promise<number> {
+  const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  return (entry?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+}
+
+// ------------------------------------------------------------------------------------------- contenders
+
+export interface RunResult {
+  contender: 'bare' | 'conveyor';
+  run: number;
+  group: string;
+  messages: number;
+  /** From start (connect / Runtime.start) until the last message was handled. */
+  ms: number;
+  msgsPerS: number;
+  /** From the first message handled until the last: throughput without the group join. */
+  steadyMs: number;
+  steadyMsgsPerS: number;
+  /** Start until the first message was handled (connect, join, assignment, first fetch). */
+  firstMessageMs: number;
+  /** CPU time of the whole process (all threads: main, librdkafka, workers) during the run. */
+  cpuMs: number;
+  /** Main thread event-loop utilisation during the run (1 = saturated). */
+  mainElu: number;
+  /** Offsets committed by the group after the run (should equal `messages`). */
+  committed: number;
+  extra: Record<string, number>;
+}
+
+interface Clock {
+  t0: number;
+  cpu0: NodeJS.CpuUsage;
+  elu0: ReturnType<typeof performance.eventLoopUtilization>;
+}
+
+function startClock(): Clock {
+  return { t0: performance.now(), cpu0: process.cpuUsage(), elu0: performance.eventLoopUtilization() };
+}
+
+function readClock(c: Clock): { ms: number; cpuMs: number; mainElu: number } {
+  const cpu = process.cpuUsage(c.cpu0);
+  return { ms: performance.now() - c.t0, cpuMs: (cpu.user + cpu.system) / 1000, mainElu: performance.eventLoopUtilization(c.elu0).utilization };
+}
+
+function deadline<T>(what: string, promise: Promise<T>, ms: number, progress: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms (${progress()})`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export interface BareOptions {
+  kafka: Kafka;
+  admin: Admin;
+  topic: string;
+  config: ConveyorConfig;
+  expected: number;
+  run: number;
+  /** Work per message, on the main thread, in order (the cpu benchmark); absent: a no-op. */
+  work?: (message: KafkaMessage) => void;
+  timeoutMs?: number;
+}
+
+/**
+ * The bare client: one consumer group, eachBatch (no-op, or `work` per message in order), offsets committed
+ * manually every commit.intervalMs (as Conveyor does) and once at the end.
+ */
+export async function runBare(o: BareOptions): Promise<RunResult> {
+  const { config, topic } = o;
+  const k = config.kafka;
+  const group = `bench.${runId}.bare-${o.run}`;
+  const consumer = o.kafka.consumer({
+    kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
+    'group.id': group,
+    'session.timeout.ms': k.sessionTimeoutMs,
+    'partition.assignment.strategy': k.assignmentStrategy,
+    'enable.auto.commit': false,
+    'auto.offset.reset': 'earliest',
+    'js.consumer.max.batch.size': k.maxBatchSize,
+  } as never);
+  const next = new Map<number, bigint>(); // partition → offset to commit (last handled + 1)
+  let count = 0;
+  let firstAt = 0;
+  let batches = 0;
+  let commits = 0;
+  let doneAt = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  const commit = async (): Promise<void> => {
+    if (next.size === 0) return;
+    const list = [...next].map(([partition, offset]) => ({ topic, partition, offset: offset.toString() }));
+    next.clear();
+    await consumer.commitOffsets(list);
+    commits += 1;
+  };
+  let committing = Promise.resolve();
+  const timer = setInterval(() => {
+    committing = committing.then(commit).catch((err: unknown) => logger.warn({ err }, 'bare commit failed'));
+  }, config.commit.intervalMs);
+
+  const clock = startClock();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic] });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      const messages = batch.messages;
+      if (messages.length === 0) return;
+      if (firstAt === 0) firstAt = performance.now();
+      if (o.work) for (const m of messages) o.work(m);
+      batches += 1;
+      next.set(batch.partition, BigInt(messages[messages.length - 1]!.offset) + 1n);
+      count += messages.length;
+      if (count >= o.expected && doneAt === 0) {
+        doneAt = performance.now();
+        finish();
+      }
+    },
+  });
+  await deadline('bare consumer', done, o.timeoutMs ?? 300_000, () => `${count}/${o.expected} handled`);
+  const measured = readClock(clock);
+  clearInterval(timer);
+  await committing;
+  await commit();
+  await consumer.disconnect();
+  const committed = await committedTotal(o.admin, group, topic);
+  return result('bare', o.run, group, count, clock.t0, firstAt, doneAt, measured, committed, { batches, avgBatch: count / batches, commits });
+}
+
+export interface ConveyorOptions {
+  admin: Admin;
+  topic: string;
+  handlersDir: string;
+  expected: number;
+  run: number;
+  timeoutMs?: number;
+}
+
+/** Conveyor in this process: Runtime.create (handler discovery, not timed), then start() until every message was handled. */
+export async function runConveyor(o: ConveyorOptions): Promise<RunResult & { config: ConveyorConfig }> {
+  process.env.BENCH_TOPIC = o.topic;
+  const config = benchConfig(o.handlersDir, `${runId}.conveyor-${o.run}`);
+  const runtime = await Runtime.create(config, logger);
+  const group = runtime.handlers[0]!.group;
+  let count = 0;
+  let tasks = 0;
+  let taskMs = 0;
+  let firstAt = 0;
+  let doneAt = 0;
+  let pauses = 0;
+  let commits = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  runtime.events.on('messages.handled', (e) => {
+    if (firstAt === 0) firstAt = performance.now();
+    count += e.count;
+    tasks += 1;
+    taskMs += e.durationMs;
+    if (count >= o.expected && doneAt === 0) {
+      doneAt = performance.now();
+      finish();
+    }
+  });
+  runtime.events.on('partition.paused', () => (pauses += 1));
+  runtime.events.on('offsets.committed', () => (commits += 1));
+
+  const clock = startClock();
+  await runtime.start();
+  let measured: ReturnType<typeof readClock>;
+  try {
+    await deadline('conveyor', done, o.timeoutMs ?? 300_000, () => `${count}/${o.expected} handled`);
+    measured = readClock(clock);
+  } finally {
+    await runtime.stop();
+  }
+  const committed = await committedTotal(o.admin, group, o.topic);
+  return {
+    ...result('conveyor', o.run, group, count, clock.t0, firstAt, doneAt, measured, committed, {
+      poolTasks: tasks,
+      avgTaskMessages: count / tasks,
+      avgTaskRoundTripMs: taskMs / tasks,
+      pauses,
+      commits,
+    }),
+    config,
+  };
+}
+
+function result(
+  contender: 'bare' | 'conveyor', run: number, group: string, messages: number, t0: number, firstAt: number, doneAt: number,
+  measured: { ms: number; cpuMs: number; mainElu: number }, committed: number, extra: Record<string, number>,
+): RunResult {
+  const ms = doneAt - t0;
+  const steadyMs = doneAt - firstAt;
+  return {
+    contender, run, group, messages, ms, msgsPerS: messages / (ms / 1000), steadyMs, steadyMsgsPerS: messages / (steadyMs / 1000),
+    firstMessageMs: firstAt - t0, cpuMs: measured.cpuMs, mainElu: measured.mainElu, committed, extra,
+  };
+}
+
+// ------------------------------------------------------------------------------------------- reporting
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export const round = (x: number, digits = 0): number => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US', { maximumFractionDigits: 3 }) : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
+  const line = (r: ReadonlyArray<string | number>): string => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+export function runRows(runs: readonly RunResult[]): Array<Array<string | number>> {
+  return runs.map((r) => [
+    `${r.contender} #${r.run}`,
+    round(r.msgsPerS),
+    round(r.steadyMsgsPerS),
+    round(r.ms),
+    round(r.firstMessageMs),
+    round(r.cpuMs),
+    round((r.cpuMs * 1000) / r.messages, 2),
+    round(r.mainElu, 2),
+    r.committed === r.messages ? 'ok' : `${r.committed}/${r.messages}`,
+  ]);
+}
+
+/** One line of progress while the benchmark runs. */
+export function progressLine(r: RunResult): string {
+  const extra = Object.entries(r.extra).map(([k, v]) => `${k} ${round(v, 2)}`).join(', ');
+  return `${`${r.contender} #${r.run}`.padEnd(12)} ${round(r.msgsPerS).toLocaleString('en-US').padStart(9)} msgs/s  ` +
+    `(steady ${round(r.steadyMsgsPerS).toLocaleString('en-US')}, ${round(r.ms)} ms, first message after ${round(r.firstMessageMs)} ms, ` +
+    `cpu ${round((r.cpuMs * 1000) / r.messages, 1)} µs/msg, main ELU ${round(r.mainElu, 2)}; ${extra})`;
+}
+
+export const RUN_HEADERS = ['run', 'msgs/s', 'steady msgs/s', 'total ms', 'first msg ms', 'cpu ms', 'cpu µs/msg', 'main ELU', 'committed'] as const;
+
+export function runJson(r: RunResult): Record<string, unknown> {
+  return {
+    contender: r.contender,
+    run: r.run,
+    msgs_per_s: round(r.msgsPerS),
+    steady_msgs_per_s: round(r.steadyMsgsPerS),
+    ms: round(r.ms, 1),
+    first_message_ms: round(r.firstMessageMs, 1),
+    cpu_ms: round(r.cpuMs, 1),
+    main_elu: round(r.mainElu, 3),
+    committed_ok: r.committed === r.messages,
+    ...Object.fromEntries(Object.entries(r.extra).map(([key, v]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), round(v, 3)])),
+  };
+}
+
+/** The 1-minute load average: other work on the machine makes every number here noisier. */
+export function loadAverage(): number {
+  return round(loadavg()[0] ?? 0, 2);
+}
+
+export function environment(config: ConveyorConfig | undefined): Record<string, unknown> {
+  return {
+    node: process.versions.node,
+    cores: availableParallelism(),
+    max_batch_size: config?.kafka.maxBatchSize,
+    pool_max_batch: config?.pool.maxBatch,
+    pool_size: config ? (config.pool.size > 0 ? config.pool.size : availableParallelism()) : undefined,
+  };
+}
+
+/** Writes bench/results/<name>-<timestamp>.json and prints the object as the last line of stdout. */
+export function emit(name: string, json: Record<string, unknown>): void {
+  const dir = join(BENCH_DIR, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
+  process.stderr.write(`results written to ${file}\n`);
+  process.stdout.write(`${JSON.stringify(json)}\n`);
+}
