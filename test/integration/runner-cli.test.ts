@@ -7,11 +7,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
+import { describe, expect, inject, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
 import { getFreePort } from '../support/free-port.ts';
-import { committedOffsets, createTopic, produce, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { newRecordFile, readRecords, RunnerProcess, startRunner } from '../support/runner.ts';
+import { committedOffsets, produce, uniqueName, waitFor } from '../support/kafka.ts';
+import { newRecordFile, readRecords, RunnerProcess } from '../support/runner.ts';
 
 const RUNNER = resolve('dist/runner.js');
 const RECORDER_DIR = resolve('test/fixtures/handlers');
@@ -39,10 +39,7 @@ function brokerLines(handlersDir = RECORDER_DIR): string[] {
 }
 
 describe('runner CLI', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  const topics: string[] = [];
-  let runners: RunnerProcess[] = [];
+  const fx = useKafkaFixture();
 
   /** Spawns the runner with these arguments; the recorder reads TEST_TOPIC and TEST_GROUP from `env`. */
   function spawnRunner(args: readonly string[], env: Record<string, string> = {}): RunnerProcess {
@@ -50,8 +47,7 @@ describe('runner CLI', () => {
       env: { ...process.env, RECORD_FILE: newRecordFile(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const runner = new RunnerProcess(child, env.RECORD_FILE ?? '');
-    runners.push(runner);
+    const runner = fx.track(new RunnerProcess(child, env.RECORD_FILE ?? ''));
     closedStreams.set(runner, new Promise((r) => child.once('close', r)));
     return runner;
   }
@@ -64,32 +60,8 @@ describe('runner CLI', () => {
   }
   const closedStreams = new WeakMap<RunnerProcess, Promise<unknown>>();
 
-  async function newTopic(prefix: string, partitions: number): Promise<string> {
-    const topic = uniqueName(prefix);
-    topics.push(topic);
-    await createTopic(admin, topic, partitions);
-    return topic;
-  }
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-  });
-
-  afterEach(async () => {
-    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
-    runners = [];
-  });
-
-  afterAll(async () => {
-    await admin.deleteTopics({ topics }).catch(() => {});
-    await admin.disconnect();
-  });
-
   it('invalid configuration: exit 78, one line per bad key naming its environment variable and expectation, nothing connected', async () => {
-    const topic = await newTopic('conveyor.test.cli-config', 1);
-    const group = uniqueName('conveyor.test.cli-config-group');
+    const { topic, group } = await fx.topic('cli-config', 1);
     const file = configFile([
       'kafka:',
       `  bootstrapServers: "${inject('kafkaBrokers')}"`,
@@ -111,7 +83,7 @@ describe('runner CLI', () => {
     // Nothing started: no log lines at all, and the consumer group never existed.
     expect(runner.has('running')).toBe(false);
     expect(runner.has('starting')).toBe(false);
-    const { groups } = await admin.listGroups();
+    const { groups } = await fx.admin.listGroups();
     expect(groups.map((g) => g.groupId)).not.toContain(group);
   });
 
@@ -138,12 +110,10 @@ describe('runner CLI', () => {
   it('SIGTERM mid-stream: exit 0 after "shutting down" then "stopped", committed offsets = handled messages per partition', async () => {
     const partitions = 3;
     const perPartition = 100;
-    const topic = await newTopic('conveyor.test.cli-graceful', partitions);
-    const group = uniqueName('conveyor.test.cli-graceful-group');
+    const { topic, group } = await fx.topic('cli-graceful', partitions);
     const messages = Array.from({ length: partitions * perPartition }, (_, seq) => ({ partition: seq % partitions, value: { seq, delayMs: 50 } }));
-    await produce(kafka, topic, messages);
-    const runner = await startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '3', CONVEYOR_POOL_MAX_BATCH: '8' } });
-    runners.push(runner);
+    await produce(fx.kafka, topic, messages);
+    const runner = await fx.startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '3', CONVEYOR_POOL_MAX_BATCH: '8' } });
     await waitFor('some messages handled', () => readRecords(runner.recordFile).length >= 30, 30_000);
     const { code } = await runner.stop('SIGTERM');
     expect(code).toBe(0);
@@ -159,7 +129,7 @@ describe('runner CLI', () => {
     expect(records.length, 'stopped mid-stream').toBeLessThan(partitions * perPartition);
     // Work in flight at the signal was finished, not dropped.
     expect(records.some((r) => r.started < signalAt && r.ended >= signalAt), 'a message in flight at SIGTERM completed').toBe(true);
-    const committed = await committedOffsets(admin, group, topic);
+    const committed = await committedOffsets(fx.admin, group, topic);
     for (let p = 0; p < partitions; p++) {
       const handled = records.filter((r) => r.partition === p).map((r) => Number(r.offset));
       // handled exactly offsets 0..n-1 once each, and committed exactly n: nothing handled-but-uncommitted,
@@ -170,15 +140,13 @@ describe('runner CLI', () => {
   });
 
   it('a second signal during shutdown exits at once with 130', async () => {
-    const topic = await newTopic('conveyor.test.cli-second-signal', 1);
-    const group = uniqueName('conveyor.test.cli-second-signal-group');
-    await produce(kafka, topic, [{ partition: 0, value: { seq: 0, delayMs: 20_000 } }]);
-    const runner = await startRunner({
+    const { topic, group } = await fx.topic('cli-second-signal', 1);
+    await produce(fx.kafka, topic, [{ partition: 0, value: { seq: 0, delayMs: 20_000 } }]);
+    const runner = await fx.startRunner({
       topic,
       group,
       env: { TEST_TIMEOUT_MS: '60000', CONVEYOR_SHUTDOWN_DEADLINE_MS: '30000' },
     });
-    runners.push(runner);
     await waitFor('partition assigned', () => runner.assigned().size === 1);
     await new Promise((r) => setTimeout(r, 1500)); // the handler is now sleeping its 20 s
     runner.child.kill('SIGTERM');
@@ -196,7 +164,7 @@ describe('runner CLI', () => {
     expect(runner.has('stopped')).toBe(false);
     // The unfinished message was neither recorded nor committed: the next owner handles it.
     expect(readRecords(runner.recordFile)).toEqual([]);
-    expect((await committedOffsets(admin, group, topic)).get(0) ?? -1n).toBeLessThanOrEqual(0n);
+    expect((await committedOffsets(fx.admin, group, topic)).get(0) ?? -1n).toBeLessThanOrEqual(0n);
   });
 
   it('SIGTERM while start-up waits for an unreachable Kafka: a clean stop with exit 0, not a start-up failure', async () => {
@@ -234,12 +202,11 @@ describe('runner CLI', () => {
     expect(pkg.bin.conveyor).toBe('dist/runner.js');
     expect(readFileSync(RUNNER, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
 
-    const topic = await newTopic('conveyor.test.cli-run', 1);
-    const group = uniqueName('conveyor.test.cli-run-group');
+    const { topic, group } = await fx.topic('cli-run', 1);
     const recordFile = newRecordFile();
     const runner = spawnRunner(['run', '--config', configFile(brokerLines())], { TEST_TOPIC: topic, TEST_GROUP: group, RECORD_FILE: recordFile });
     await runner.waitForLog('running', 30_000);
-    await produce(kafka, topic, [{ value: { seq: 7 } }]);
+    await produce(fx.kafka, topic, [{ value: { seq: 7 } }]);
     await waitFor('the message handled', () => readRecords(recordFile).length === 1);
     expect(readRecords(recordFile)[0]!.seq).toBe(7);
     expect((await runner.stop('SIGTERM')).code).toBe(0);

@@ -3,10 +3,10 @@
  * its partition is paused at the consumer (memory stays bounded, nothing of it is committed), other partitions
  * run on untouched, and a shutdown does not wait for the retries.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, produce, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type LogLine, type RunnerProcess } from '../support/runner.ts';
+import { describe, expect, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { committedOffsets, produce, waitFor } from '../support/kafka.ts';
+import { readRecords, type LogLine } from '../support/runner.ts';
 
 const MAX_MESSAGES = 50;
 const FETCH_BATCH = 20;
@@ -14,56 +14,17 @@ const P0_NORMAL = 3000;
 const P1_NORMAL = 1000;
 const SHUTDOWN_DEADLINE_MS = 5000;
 
-/**
- * Deletes the test's topics and makes sure they stay deleted. Right after a runner stopped or a reader disconnected,
- * the broker sometimes auto-creates a just-deleted topic again (a metadata request with auto-creation still on its
- * way: the Confluent client's KafkaJS-style consumers default to allow.auto.create.topics=true), so this checks
- * and deletes again. Uses its own admin client, so nothing the test looked up is refreshed meanwhile.
- */
-async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
-  if (topics.length === 0) return;
-  const cleaner = kafka.admin();
-  await cleaner.connect();
-  try {
-    for (let round = 0; round < 5; round++) {
-      const existing = new Set(await cleaner.listTopics());
-      const left = topics.filter((t) => existing.has(t));
-      if (left.length === 0) return;
-      await cleaner.deleteTopics({ topics: left, timeout: 30_000 }).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  } finally {
-    await cleaner.disconnect();
-  }
-}
-
 describe('runtime: backpressure', () => {
-  const topic = uniqueName('conveyor.test.backpressure');
-  const group = uniqueName('conveyor.test.backpressure-group');
-  let kafka: Kafka;
-  let admin: Admin;
-  let runner: RunnerProcess | undefined;
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    await createTopic(admin, topic, 2);
-  });
-
-  afterAll(async () => {
-    await runner?.stop('SIGKILL');
-    await admin.disconnect();
-    await deleteTopics(kafka, [topic, `${topic}.dlq`]);
-  });
+  const fx = useKafkaFixture();
 
   it('pauses a partition whose lane is stuck retrying, keeps its queue bounded, runs the other partition, and stops on time', async () => {
-    await produce(kafka, topic, [
+    const { topic, group } = await fx.topic('backpressure', 2);
+    await produce(fx.kafka, topic, [
       { partition: 0, value: { seq: 0, fail: 'always' } },
       ...Array.from({ length: P0_NORMAL }, (_, i) => ({ partition: 0, value: { seq: i + 1 } })),
       ...Array.from({ length: P1_NORMAL }, (_, i) => ({ partition: 1, value: { seq: i } })),
     ]);
-    runner = await startRunner({
+    const runner = await fx.startRunner({
       topic,
       group,
       env: {
@@ -75,18 +36,18 @@ describe('runtime: backpressure', () => {
         CONVEYOR_SHUTDOWN_DEADLINE_MS: String(SHUTDOWN_DEADLINE_MS),
       },
     });
-    const paused = (partition: number): LogLine[] => runner!.logs.filter((l) => l.msg === 'partition paused (lane full)' && l.partition === partition);
+    const paused = (partition: number): LogLine[] => runner.logs.filter((l) => l.msg === 'partition paused (lane full)' && l.partition === partition);
 
     // partition 1 runs to the end, in order, while partition 0 is stuck on its first message
-    await waitFor('partition 1 handled', () => readRecords(runner!.recordFile).filter((r) => r.partition === 1).length >= P1_NORMAL, 30_000);
-    await waitFor('partition 1 committed to its end', async () => (await committedOffsets(admin, group, topic)).get(1) === BigInt(P1_NORMAL));
+    await waitFor('partition 1 handled', () => readRecords(runner.recordFile).filter((r) => r.partition === 1).length >= P1_NORMAL, 30_000);
+    await waitFor('partition 1 committed to its end', async () => (await committedOffsets(fx.admin, group, topic)).get(1) === BigInt(P1_NORMAL));
     await runner.waitForLog('partition paused (lane full)');
-    await waitFor('a few retries of the stuck message', () => readRecords(runner!.recordFile).filter((r) => r.partition === 0).length >= 3, 15_000);
+    await waitFor('a few retries of the stuck message', () => readRecords(runner.recordFile).filter((r) => r.partition === 0).length >= 3, 15_000);
 
     // for a few seconds more: partition 0 stays stuck, holds nothing beyond its bound, commits nothing
     const holdUntil = Date.now() + 3000;
     while (Date.now() < holdUntil) {
-      const c = await committedOffsets(admin, group, topic);
+      const c = await committedOffsets(fx.admin, group, topic);
       expect(c.get(0) ?? -1n, 'partition 0 commits nothing').toBeLessThanOrEqual(0n);
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -130,7 +91,7 @@ describe('runtime: backpressure', () => {
     expect(runner.has(/did not finish before the shutdown deadline/)).toBe(false);
 
     // at-least-once across the stop: partition 0 is still uncommitted, partition 1 complete
-    const final = await committedOffsets(admin, group, topic);
+    const final = await committedOffsets(fx.admin, group, topic);
     expect(final.get(0) ?? -1n).toBeLessThanOrEqual(0n);
     expect(final.get(1)).toBe(BigInt(P1_NORMAL));
   });

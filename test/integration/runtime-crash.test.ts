@@ -3,10 +3,10 @@
  * shutdown, no final commit); a new runner of the same group must handle every message, and the only
  * messages handled twice are those of the uncommitted window: at or after the partition's committed offset.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, produce, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type Recorded, type RunnerProcess } from '../support/runner.ts';
+import { describe, expect, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { committedOffsets, produce, waitFor } from '../support/kafka.ts';
+import { readRecords, type Recorded } from '../support/runner.ts';
 
 const PARTITIONS = 6;
 const TOTAL = 3000;
@@ -22,45 +22,22 @@ const MEMBERSHIPS = {
 } satisfies Record<string, Record<string, string>>;
 
 describe('runtime: at-least-once under a crash', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  const topics: string[] = [];
-  let runners: RunnerProcess[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-  });
-
-  afterEach(async () => {
-    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
-    runners = [];
-  });
-
-  afterAll(async () => {
-    await admin.deleteTopics({ topics }).catch(() => {});
-    await admin.disconnect();
-  });
+  const fx = useKafkaFixture();
 
   it.each(Object.keys(MEMBERSHIPS) as Array<keyof typeof MEMBERSHIPS>)('%s membership: every message handled at least once after a SIGKILL; duplicates only from the uncommitted window', async (membership) => {
-    const topic = uniqueName(`conveyor.test.crash-${membership}`);
-    const group = uniqueName(`conveyor.test.crash-${membership}-group`);
-    topics.push(topic);
-    await createTopic(admin, topic, PARTITIONS);
+    const { topic, group } = await fx.topic(`crash-${membership}`, PARTITIONS);
     const messages = Array.from({ length: TOTAL }, (_, seq) => ({ partition: seq % PARTITIONS, value: { seq, delayMs: 1 + (seq % 3) } }));
-    await produce(kafka, topic, messages);
+    await produce(fx.kafka, topic, messages);
     const env = { CONVEYOR_POOL_SIZE: '4', CONVEYOR_POOL_MAX_BATCH: '8', ...MEMBERSHIPS[membership] };
 
-    const first = await startRunner({ topic, group, env });
-    runners.push(first);
+    const first = await fx.startRunner({ topic, group, env });
     await waitFor('a third of the messages handled', () => readRecords(first.recordFile).length >= TOTAL / 3, 60_000);
     await first.stop('SIGKILL');
     const before = readRecords(first.recordFile);
-    const committed = await committedOffsets(admin, group, topic);
+    const committed = await committedOffsets(fx.admin, group, topic);
     // The dead process cannot commit any more: a second read a moment later agrees.
     await new Promise((r) => setTimeout(r, 300));
-    expect(await committedOffsets(admin, group, topic)).toEqual(committed);
+    expect(await committedOffsets(fx.admin, group, topic)).toEqual(committed);
 
     // The kill happened mid-stream, after some commits, with handled-but-uncommitted work in the window.
     expect(before.length).toBeLessThan(TOTAL);
@@ -77,8 +54,7 @@ describe('runtime: at-least-once under a crash', () => {
     const inWindow = before.filter((r) => BigInt(r.offset) >= c(r.partition));
     expect(inWindow.length, 'records handled but not committed at the kill').toBeGreaterThan(0);
 
-    const second = await startRunner({ topic, group, env });
-    runners.push(second);
+    const second = await fx.startRunner({ topic, group, env });
     await waitFor(
       'every seq handled',
       () => new Set([...before, ...readRecords(second.recordFile)].map((r) => r.seq)).size === TOTAL,

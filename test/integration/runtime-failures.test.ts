@@ -4,10 +4,11 @@
  * it, so while the dead-letter topic refuses it the partition holds (nothing after it is handled or committed).
  */
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, produce, readTopic, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type Recorded, type RunnerProcess } from '../support/runner.ts';
+import { describe, expect, it } from 'vitest';
+import type { DeadLetterEnvelope } from '../../src/failure/dead-letter.ts';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { committedOffsets, produce, readTopic, waitFor } from '../support/kafka.ts';
+import { readRecords, type Recorded } from '../support/runner.ts';
 
 const ENVELOPE_FIELDS = [
   'correlation_id',
@@ -36,106 +37,40 @@ const DLQ_HEADERS = [
 ];
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-interface Envelope {
-  original_topic: string;
-  original_message: { key: string | null; value: string | null; value_encoding: string; offset: string; partition: number; timestamp: string; headers: Record<string, string> };
-  failure_reason: string;
-  failure_timestamp: string;
-  correlation_id: string;
-  retry_count: number;
-  error_type: string;
-  error_class: string;
-  error_code: string;
-  handler: string;
-  group: string;
-}
-
-/**
- * Deletes the test's topics and makes sure they stay deleted. Right after a runner stopped or a reader disconnected,
- * the broker sometimes auto-creates a just-deleted topic again (a metadata request with auto-creation still on its
- * way: the Confluent client's KafkaJS-style consumers default to allow.auto.create.topics=true), so this checks
- * and deletes again. Uses its own admin client, so nothing the test looked up is refreshed meanwhile.
- */
-async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
-  if (topics.length === 0) return;
-  const cleaner = kafka.admin();
-  await cleaner.connect();
-  try {
-    for (let round = 0; round < 5; round++) {
-      const existing = new Set(await cleaner.listTopics());
-      const left = topics.filter((t) => existing.has(t));
-      if (left.length === 0) return;
-      await cleaner.deleteTopics({ topics: left, timeout: 30_000 }).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  } finally {
-    await cleaner.disconnect();
-  }
-}
-
 describe('runtime: retry, dead letters and their failures', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  let runner: RunnerProcess | undefined;
-  let topics: string[] = [];
-
-  beforeAll(() => {
-    kafka = testKafka();
-  });
-
-  beforeEach(async () => {
-    admin = kafka.admin();
-    await admin.connect();
-  });
-
-  afterEach(async () => {
-    await runner?.stop('SIGKILL');
-    runner = undefined;
-    await admin.disconnect();
-    await deleteTopics(kafka, topics);
-    topics = [];
-  });
-
-  /** A fresh topic (and its default dead-letter topic, which the runner creates on first use), deleted after the test. */
-  async function freshTopic(prefix: string, partitions: number): Promise<{ topic: string; dlq: string; group: string }> {
-    const topic = uniqueName(`conveyor.test.${prefix}`);
-    const dlq = `${topic}.dlq`;
-    topics.push(topic, dlq);
-    await createTopic(admin, topic, partitions);
-    return { topic, dlq, group: uniqueName(`conveyor.test.${prefix}-group`) };
-  }
+  const fx = useKafkaFixture({ scope: 'test' });
 
   /** Messages stored on a topic (sum of high watermarks; our producers are idempotent, not transactional). */
   async function storedCount(topic: string): Promise<number> {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await fx.admin.fetchTopicOffsets(topic);
     return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   }
 
   /** Reads the single dead letter of `dlq` and checks it is the only one. */
-  async function onlyDeadLetter(dlq: string, timeoutMs = 30_000): Promise<{ envelope: Envelope; key: string | null; headers: Record<string, string> }> {
-    const [letter] = await readTopic(kafka, dlq, 1, timeoutMs);
+  async function onlyDeadLetter(dlq: string, timeoutMs = 30_000): Promise<{ envelope: DeadLetterEnvelope; key: string | null; headers: Record<string, string> }> {
+    const [letter] = await readTopic(fx.kafka, dlq, 1, timeoutMs);
     expect(await storedCount(dlq)).toBe(1);
-    return { envelope: JSON.parse(letter!.value) as Envelope, key: letter!.key, headers: letter!.headers };
+    return { envelope: JSON.parse(letter!.value) as DeadLetterEnvelope, key: letter!.key, headers: letter!.headers };
   }
 
   async function waitCommitted(group: string, topic: string, partition: number, offset: bigint, timeoutMs = 30_000): Promise<void> {
-    await waitFor(`${group} committed ${topic}/${partition} at ${offset}`, async () => (await committedOffsets(admin, group, topic)).get(partition) === offset, timeoutMs);
+    await waitFor(`${group} committed ${topic}/${partition} at ${offset}`, async () => (await committedOffsets(fx.admin, group, topic)).get(partition) === offset, timeoutMs);
   }
 
   const attemptsOf = (records: readonly Recorded[], offset: string): Recorded[] => records.filter((r) => r.offset === offset).sort((a, b) => a.attempt - b.attempt);
 
   it('retries a failing message, dead-letters it with the seed-001 envelope and headers, then goes on in order', async () => {
-    const { topic, dlq, group } = await freshTopic('fail', 1);
+    const { topic, dlq, group } = await fx.topic('fail', 1);
     const correlationId = randomUUID();
     const failing = { seq: 1, fail: 'always' };
     const producedAt = Date.now();
-    await produce(kafka, topic, [
+    await produce(fx.kafka, topic, [
       { key: 'k0', value: { seq: 0 } },
       { key: 'k1', value: failing, headers: { 'x-correlation-id': correlationId, tenant: 'acme' } },
       { key: 'k2', value: { seq: 2 } },
       { key: 'k3', value: { seq: 3 } },
     ]);
-    runner = await startRunner({ topic, group, env: { TEST_RETRIES: '2' } });
+    const runner = await fx.startRunner({ topic, group, env: { TEST_RETRIES: '2' } });
 
     await waitCommitted(group, topic, 0, 4n);
     const { envelope, key, headers } = await onlyDeadLetter(dlq);
@@ -212,10 +147,10 @@ describe('runtime: retry, dead letters and their failures', () => {
   });
 
   it('dead-letters a NonRetryableError after one attempt', async () => {
-    const { topic, dlq, group } = await freshTopic('nonretry', 1);
+    const { topic, dlq, group } = await fx.topic('nonretry', 1);
     const failing = { seq: 0, fail: 'never-retry' };
-    await produce(kafka, topic, [{ key: 'n0', value: failing }, { value: { seq: 1 } }]);
-    runner = await startRunner({ topic, group, env: { TEST_RETRIES: '3' } });
+    await produce(fx.kafka, topic, [{ key: 'n0', value: failing }, { value: { seq: 1 } }]);
+    const runner = await fx.startRunner({ topic, group, env: { TEST_RETRIES: '3' } });
 
     await waitCommitted(group, topic, 0, 2n);
     const { envelope, headers } = await onlyDeadLetter(dlq);
@@ -238,10 +173,10 @@ describe('runtime: retry, dead letters and their failures', () => {
   });
 
   it('dead-letters a value that is not JSON without calling the handler, keeping the value as it was', async () => {
-    const { topic, dlq, group } = await freshTopic('badjson', 1);
+    const { topic, dlq, group } = await fx.topic('badjson', 1);
     const raw = '{not json';
-    await produce(kafka, topic, [{ value: { seq: 0 } }, { key: 'b1', value: raw }, { value: { seq: 2 } }]);
-    runner = await startRunner({ topic, group, env: { TEST_RETRIES: '3' } });
+    await produce(fx.kafka, topic, [{ value: { seq: 0 } }, { key: 'b1', value: raw }, { value: { seq: 2 } }]);
+    const runner = await fx.startRunner({ topic, group, env: { TEST_RETRIES: '3' } });
 
     await waitCommitted(group, topic, 0, 3n);
     const { envelope, headers } = await onlyDeadLetter(dlq);
@@ -262,13 +197,13 @@ describe('runtime: retry, dead letters and their failures', () => {
   });
 
   it('holds the partition while the dead-letter topic refuses the letter, and goes on once it accepts', async () => {
-    const { topic, dlq, group } = await freshTopic('dlqdown', 1);
+    const { topic, dlq, group } = await fx.topic('dlqdown', 1);
     // the broker refuses every record batch above 200 bytes on this dead-letter topic: every envelope is larger
-    const refusing = await admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '200' }] }] });
+    const refusing = await fx.admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '200' }] }] });
     expect(refusing).toBe(true);
-    await produce(kafka, topic, [{ value: { seq: 0 } }, { key: 'f1', value: { seq: 1, fail: 'always' } }, { value: { seq: 2 } }, { value: { seq: 3 } }]);
-    runner = await startRunner({ topic, group, env: { TEST_RETRIES: '1' } });
-    const publishFailures = (): number => runner!.logs.filter((l) => /^dead-letter publish failed/.test(l.msg)).length;
+    await produce(fx.kafka, topic, [{ value: { seq: 0 } }, { key: 'f1', value: { seq: 1, fail: 'always' } }, { value: { seq: 2 } }, { value: { seq: 3 } }]);
+    const runner = await fx.startRunner({ topic, group, env: { TEST_RETRIES: '1' } });
+    const publishFailures = (): number => runner.logs.filter((l) => /^dead-letter publish failed/.test(l.msg)).length;
 
     await waitFor('three refused dead-letter publishes', () => publishFailures() >= 3, 30_000);
     await waitCommitted(group, topic, 0, 1n);
@@ -278,7 +213,7 @@ describe('runtime: retry, dead letters and their failures', () => {
     // for several seconds: still refusing, the watermark stays exactly at the failed message, nothing after it runs
     const holdUntil = Date.now() + 4000;
     while (Date.now() < holdUntil) {
-      expect((await committedOffsets(admin, group, topic)).get(0)).toBe(1n);
+      expect((await committedOffsets(fx.admin, group, topic)).get(0)).toBe(1n);
       expect(readRecords(runner.recordFile).filter((r) => r.offset === '2' || r.offset === '3')).toEqual([]);
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -288,12 +223,12 @@ describe('runtime: retry, dead letters and their failures', () => {
     expect(runner.has('message dead-lettered')).toBe(false);
 
     // the operator fixes the dead-letter topic: delete it and create it with the broker's normal limits
-    await admin.deleteTopics({ topics: [dlq] });
+    await fx.admin.deleteTopics({ topics: [dlq] });
     const fixedAt = Date.now();
     await waitFor('dead-letter topic recreated', async () => {
       try {
         // false: it exists already (the runner's producer may have auto-created it meanwhile, with normal limits)
-        await admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1 }] });
+        await fx.admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1 }] });
         return true;
       } catch {
         return false; // still being deleted

@@ -1,43 +1,27 @@
 /** Invariant 2 on a real broker: per-partition order holds while partitions run in parallel on the pool. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, produce, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type RunnerProcess } from '../support/runner.ts';
+import { describe, expect, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { committedOffsets, produce, waitFor } from '../support/kafka.ts';
+import { readRecords } from '../support/runner.ts';
 
 const PARTITIONS = 12;
 const PER_PARTITION = 60;
 
 describe('runtime: order and parallelism', () => {
-  const topic = uniqueName('conveyor.test.order');
-  const group = uniqueName('conveyor.test.order-group');
-  let kafka: Kafka;
-  let admin: Admin;
-  let runner: RunnerProcess | undefined;
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    await createTopic(admin, topic, PARTITIONS);
-  });
-
-  afterAll(async () => {
-    await runner?.stop('SIGKILL');
-    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
-    await admin.disconnect();
-  });
+  const fx = useKafkaFixture();
 
   it('handles each partition in order while several partitions run at once', async () => {
+    const { topic, group } = await fx.topic('order', PARTITIONS);
     // seq rises within each partition; random delays make out-of-order completion likely if order were not enforced
     const messages = [];
     for (let i = 0; i < PER_PARTITION; i++) {
       for (let p = 0; p < PARTITIONS; p++) messages.push({ partition: p, value: { seq: i, delayMs: Math.floor(Math.random() * 6) } });
     }
-    await produce(kafka, topic, messages);
-    runner = await startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '4', CONVEYOR_POOL_MAX_BATCH: '4' } });
-    await waitFor('every message handled', () => readRecords(runner!.recordFile).length >= PARTITIONS * PER_PARTITION, 60_000);
+    await produce(fx.kafka, topic, messages);
+    const runner = await fx.startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '4', CONVEYOR_POOL_MAX_BATCH: '4' } });
+    await waitFor('every message handled', () => readRecords(runner.recordFile).length >= PARTITIONS * PER_PARTITION, 60_000);
     await waitFor('offsets committed to the end', async () => {
-      const c = await committedOffsets(admin, group, topic);
+      const c = await committedOffsets(fx.admin, group, topic);
       return [...Array(PARTITIONS).keys()].every((p) => c.get(p) === BigInt(PER_PARTITION));
     });
     const { code } = await runner.stop('SIGTERM');

@@ -3,10 +3,10 @@
  * graceful leave hands its partitions over at exactly the committed offset (invariant 4: no gap, no skip),
  * and static membership (POD_NAME) lets a member restart without the group rebalancing at all.
  */
-import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, produce, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type LogLine, type Recorded, type RunnerProcess } from '../support/runner.ts';
+import { describe, expect, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { committedOffsets, produce, waitFor } from '../support/kafka.ts';
+import { readRecords, type LogLine, type Recorded, type RunnerProcess } from '../support/runner.ts';
 
 const PARTITIONS = 6;
 const ALL = [...Array(PARTITIONS).keys()];
@@ -72,47 +72,18 @@ function split(a: RunnerProcess, b: RunnerProcess): boolean {
 }
 
 describe('runtime: rebalancing', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  const topics: string[] = [];
-  let runners: RunnerProcess[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-  });
-
-  afterEach(async () => {
-    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
-    runners = [];
-  });
-
-  afterAll(async () => {
-    await admin.deleteTopics({ topics }).catch(() => {});
-    await admin.disconnect();
-  });
-
-  async function newTopic(prefix: string): Promise<string> {
-    const topic = uniqueName(prefix);
-    topics.push(topic);
-    await createTopic(admin, topic, PARTITIONS);
-    return topic;
-  }
+  const fx = useKafkaFixture();
 
   async function start(topic: string, group: string, env: Record<string, string>): Promise<RunnerProcess> {
-    const runner = await startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '3', CONVEYOR_POOL_MAX_BATCH: '4', ...env } });
-    runners.push(runner);
-    return runner;
+    return fx.startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '3', CONVEYOR_POOL_MAX_BATCH: '4', ...env } });
   }
 
   it('cooperative-sticky: a joining member takes some partitions while the first keeps the rest; a leaving one hands over at its committed offset', async () => {
-    const topic = await newTopic('conveyor.test.rebalance');
-    const group = uniqueName('conveyor.test.rebalance-group');
+    const { topic, group } = await fx.topic('rebalance', PARTITIONS);
     const env = { KAFKA_DYNAMIC_SESSION_TIMEOUT_MS: '10000' }; // dynamic membership: no POD_NAME
 
     // Wave 1 is still being handled by A alone when B joins.
-    await produce(kafka, topic, wave(0, 1200, 8));
+    await produce(fx.kafka, topic, wave(0, 1200, 8));
     const a = await start(topic, group, env);
     await waitFor('A owns all partitions', () => a.assigned().size === PARTITIONS);
     await waitFor('A handling wave 1', () => readRecords(a.recordFile).length >= 100);
@@ -136,7 +107,7 @@ describe('runtime: rebalancing', () => {
     expect(sorted(owned)).toEqual(sorted(a.assigned()));
 
     // Wave 2 while both run: every message handled, by both members.
-    await produce(kafka, topic, wave(1200, 600, 2));
+    await produce(fx.kafka, topic, wave(1200, 600, 2));
     const seqs = (): Set<number> => new Set([...readRecords(a.recordFile), ...readRecords(b.recordFile)].map((r) => r.seq));
     await waitFor('waves 1 and 2 handled', () => seqs().size === 1800, 60_000);
     const bOwned = b.assigned();
@@ -145,12 +116,12 @@ describe('runtime: rebalancing', () => {
     expect(new Set(bRecords.map((r) => r.partition))).toEqual(bOwned);
 
     // Wave 3 is slow, so B leaves mid-stream with work queued and in flight.
-    await produce(kafka, topic, wave(1800, 600, 25));
+    await produce(fx.kafka, topic, wave(1800, 600, 25));
     await waitFor('B handling wave 3', () => readRecords(b.recordFile).filter((r) => r.seq >= 1800).length >= 30);
     const aLogsBefore = a.logs.length;
     const stoppedAt = Date.now();
     expect((await b.stop('SIGTERM')).code).toBe(0);
-    const committed = await committedOffsets(admin, group, topic);
+    const committed = await committedOffsets(fx.admin, group, topic);
     await waitFor('A owns all partitions again', () => a.assigned().size === PARTITIONS, 30_000);
     // Contrast with static membership below: a dynamic member's leave makes A log a rebalance.
     const takeover = a.logs.slice(aLogsBefore).find((l) => l.msg === 'partitions assigned');
@@ -159,7 +130,7 @@ describe('runtime: rebalancing', () => {
     expect(takeoverAt).toBeGreaterThanOrEqual(stoppedAt);
 
     // Wave 4 after B is gone: all of it handled by A.
-    await produce(kafka, topic, wave(2400, 600, 1));
+    await produce(fx.kafka, topic, wave(2400, 600, 1));
     await waitFor('every message handled', () => seqs().size === 3000, 60_000);
     const aRecords = readRecords(a.recordFile);
     const bFinal = readRecords(b.recordFile);
@@ -201,8 +172,7 @@ describe('runtime: rebalancing', () => {
    * logged about its partitions meanwhile, and B's partitions before and after.
    */
   async function restartB(membership: 'static' | 'dynamic') {
-    const topic = await newTopic(`conveyor.test.${membership}`);
-    const group = uniqueName(`conveyor.test.${membership}-group`);
+    const { topic, group } = await fx.topic(membership, PARTITIONS);
     const env = (pod: string): Record<string, string> => ({
       KAFKA_SESSION_TIMEOUT_MS: '60000',
       ...(membership === 'static' ? { POD_NAME: pod } : {}),
@@ -213,7 +183,7 @@ describe('runtime: rebalancing', () => {
     await waitFor('A owns all partitions', () => a.assigned().size === PARTITIONS);
     const b1 = await start(topic, group, env('b'));
     await waitFor('A and B share the partitions', () => split(a, b1), 30_000);
-    await produce(kafka, topic, wave(0, 600, 1));
+    await produce(fx.kafka, topic, wave(0, 600, 1));
     await waitFor('wave 1 handled', () => readRecords(a.recordFile).length + readRecords(b1.recordFile).length >= 600, 30_000);
     const aOwned = a.assigned();
     const bOwned = b1.assigned();
@@ -225,7 +195,7 @@ describe('runtime: rebalancing', () => {
     await waitFor('A and B share the partitions again', () => split(a, b2), 30_000);
 
     // Messages keep flowing; then wait longer than a heartbeat interval (3 s) for any late rebalance.
-    await produce(kafka, topic, wave(600, 600, 1));
+    await produce(fx.kafka, topic, wave(600, 600, 1));
     const seqs = (): Set<number> => new Set([a, b1, b2].flatMap((r) => readRecords(r.recordFile)).map((r) => r.seq));
     await waitFor('wave 2 handled', () => seqs().size === 1200, 30_000);
     await new Promise((r) => setTimeout(r, 4000));

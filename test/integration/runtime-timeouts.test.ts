@@ -4,108 +4,47 @@
  * RuntimeFailures while other partitions run on, and the process survives. A handler that merely ignores its
  * deadline while awaiting is timed out without losing its worker.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, produce, readTopic, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type RunnerProcess } from '../support/runner.ts';
-
-interface Envelope {
-  original_topic: string;
-  original_message: { key: string | null; value: string | null; offset: string; partition: number };
-  failure_reason: string;
-  failure_timestamp: string;
-  retry_count: number;
-  error_type: string;
-  error_class: string;
-  error_code: string;
-}
-
-/**
- * Deletes the test's topics and makes sure they stay deleted. Right after a runner stopped or a reader disconnected,
- * the broker sometimes auto-creates a just-deleted topic again (a metadata request with auto-creation still on its
- * way: the Confluent client's KafkaJS-style consumers default to allow.auto.create.topics=true), so this checks
- * and deletes again. Uses its own admin client, so nothing the test looked up is refreshed meanwhile.
- */
-async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
-  if (topics.length === 0) return;
-  const cleaner = kafka.admin();
-  await cleaner.connect();
-  try {
-    for (let round = 0; round < 5; round++) {
-      const existing = new Set(await cleaner.listTopics());
-      const left = topics.filter((t) => existing.has(t));
-      if (left.length === 0) return;
-      await cleaner.deleteTopics({ topics: left, timeout: 30_000 }).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  } finally {
-    await cleaner.disconnect();
-  }
-}
+import { describe, expect, it } from 'vitest';
+import type { DeadLetterEnvelope } from '../../src/failure/dead-letter.ts';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { committedOffsets, produce, readTopic, waitFor } from '../support/kafka.ts';
+import { readRecords } from '../support/runner.ts';
 
 describe('runtime: handler timeouts and worker crashes', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  let runner: RunnerProcess | undefined;
-  let topics: string[] = [];
-
-  beforeAll(() => {
-    kafka = testKafka();
-  });
-
-  beforeEach(async () => {
-    admin = kafka.admin();
-    await admin.connect();
-  });
-
-  afterEach(async () => {
-    await runner?.stop('SIGKILL');
-    runner = undefined;
-    await admin.disconnect();
-    await deleteTopics(kafka, topics);
-    topics = [];
-  });
-
-  async function freshTopic(prefix: string, partitions: number): Promise<{ topic: string; dlq: string; group: string }> {
-    const topic = uniqueName(`conveyor.test.${prefix}`);
-    const dlq = `${topic}.dlq`;
-    topics.push(topic, dlq);
-    await createTopic(admin, topic, partitions);
-    return { topic, dlq, group: uniqueName(`conveyor.test.${prefix}-group`) };
-  }
+  const fx = useKafkaFixture({ scope: 'test' });
 
   async function storedCount(topic: string): Promise<number> {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await fx.admin.fetchTopicOffsets(topic);
     return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   }
 
   async function waitAllCommitted(group: string, topic: string, expected: Record<number, bigint>): Promise<void> {
     await waitFor(`${group} committed ${JSON.stringify(expected, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`, async () => {
-      const c = await committedOffsets(admin, group, topic);
+      const c = await committedOffsets(fx.admin, group, topic);
       return Object.entries(expected).every(([p, o]) => c.get(Number(p)) === o);
     });
   }
 
   it('dead-letters a thread-blocking handler and a dying worker while other partitions run on; the process survives', async () => {
-    const { topic, dlq, group } = await freshTopic('timeout', 3);
+    const { topic, dlq, group } = await fx.topic('timeout', 3);
     const NORMAL = 50;
-    await produce(kafka, topic, [
+    await produce(fx.kafka, topic, [
       { partition: 0, key: 'spin', value: { seq: 0, spin: true } },
       { partition: 0, value: { seq: 1 } },
       { partition: 1, key: 'exit', value: { seq: 0, exit: true } },
       { partition: 1, value: { seq: 1 } },
       ...Array.from({ length: NORMAL }, (_, i) => ({ partition: 2, value: { seq: i, delayMs: 5 } })),
     ]);
-    runner = await startRunner({
+    const runner = await fx.startRunner({
       topic,
       group,
       env: { TEST_TIMEOUT_MS: '300', CONVEYOR_TIMEOUT_GRACE_MS: '300', TEST_RETRIES: '1', CONVEYOR_POOL_SIZE: '3', CONVEYOR_POOL_MAX_BATCH: '8' },
     });
 
     await waitAllCommitted(group, topic, { 0: 2n, 1: 2n, 2: BigInt(NORMAL) });
-    const letters = await readTopic(kafka, dlq, 2);
+    const letters = await readTopic(fx.kafka, dlq, 2);
     expect(await storedCount(dlq)).toBe(2);
-    const byKey = new Map(letters.map((l) => [l.key, JSON.parse(l.value) as Envelope]));
+    const byKey = new Map(letters.map((l) => [l.key, JSON.parse(l.value) as DeadLetterEnvelope]));
     const spin = byKey.get('spin')!;
     const exit = byKey.get('exit')!;
 
@@ -132,7 +71,7 @@ describe('runtime: handler timeouts and worker crashes', () => {
 
     // each was retried once, logged with its class and type
     const retried = (offset: string, partition: number) =>
-      runner!.logs.filter((l) => /^attempt \d failed, retrying/.test(l.msg) && l.partition === partition && l.offset === offset).map((l) => [l.attempt, l.errorClass, l.errorType]);
+      runner.logs.filter((l) => /^attempt \d failed, retrying/.test(l.msg) && l.partition === partition && l.offset === offset).map((l) => [l.attempt, l.errorClass, l.errorType]);
     expect(retried('0', 0)).toEqual([[1, 'RuntimeFailure', 'HandlerTimeout']]);
     expect(retried('0', 1)).toEqual([[1, 'RuntimeFailure', 'WorkerCrashed']]);
 
@@ -159,19 +98,19 @@ describe('runtime: handler timeouts and worker crashes', () => {
   });
 
   it('times out a handler that awaits past its deadline without terminating its worker', async () => {
-    const { topic, dlq, group } = await freshTopic('coop', 1);
-    await produce(kafka, topic, [{ value: { seq: 0 } }, { key: 'slow', value: { seq: 1, delayMs: 10_000 } }, { value: { seq: 2 } }]);
+    const { topic, dlq, group } = await fx.topic('coop', 1);
+    await produce(fx.kafka, topic, [{ value: { seq: 0 } }, { key: 'slow', value: { seq: 1, delayMs: 10_000 } }, { value: { seq: 2 } }]);
     // one worker thread: a replaced worker would show up as a new thread id
-    runner = await startRunner({
+    const runner = await fx.startRunner({
       topic,
       group,
       env: { TEST_TIMEOUT_MS: '300', CONVEYOR_TIMEOUT_GRACE_MS: '300', TEST_RETRIES: '1', CONVEYOR_POOL_SIZE: '1' },
     });
 
     await waitAllCommitted(group, topic, { 0: 3n });
-    const [letter] = await readTopic(kafka, dlq, 1);
+    const [letter] = await readTopic(fx.kafka, dlq, 1);
     expect(await storedCount(dlq)).toBe(1);
-    const envelope = JSON.parse(letter!.value) as Envelope;
+    const envelope = JSON.parse(letter!.value) as DeadLetterEnvelope;
     expect(envelope).toMatchObject({
       original_message: { key: 'slow', offset: '1' },
       retry_count: 1,

@@ -16,6 +16,29 @@ export async function createTopic(admin: Admin, topic: string, numPartitions: nu
   if (!created) throw new Error(`topic ${topic} already existed`);
 }
 
+/**
+ * Deletes the test's topics and makes sure they stay deleted. Right after a runner stopped or a reader disconnected,
+ * the broker sometimes auto-creates a just-deleted topic again (a metadata request with auto-creation still on its
+ * way: the Confluent client's KafkaJS-style consumers default to allow.auto.create.topics=true), so this checks
+ * and deletes again. Uses its own admin client, so nothing the test looked up is refreshed meanwhile.
+ */
+export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
+  if (topics.length === 0) return;
+  const cleaner = kafka.admin();
+  await cleaner.connect();
+  try {
+    for (let round = 0; round < 5; round++) {
+      const existing = new Set(await cleaner.listTopics());
+      const left = topics.filter((t) => existing.has(t));
+      if (left.length === 0) return;
+      await cleaner.deleteTopics({ topics: left, timeout: 30_000 }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  } finally {
+    await cleaner.disconnect();
+  }
+}
+
 /** Resolves when `check` returns true, polling; rejects with `what` after `timeoutMs`. */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
