@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import {
-  BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, emit, environment, loadAverage, median, parseCommonArgs, prepareTopic, progressLine, round, runBare,
+  BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine, round, runBare,
   runConveyor, runId, runJson, runRows, table, type RunResult,
 } from './lib/common.ts';
 
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (!args.keepTopic) await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    if (!args.keepTopic) await deleteTopic(admin, topic);
     await admin.disconnect();
   }
 
@@ -60,9 +60,9 @@ async function main(): Promise<void> {
   console.log(`\n${table(RUN_HEADERS, runRows(runs))}\n`);
   console.log(table(['median', 'bare msgs/s', 'conveyor msgs/s', 'ratio', 'target'], [
     ['from start', round(bare), round(conveyor), round(ratio, 3), '>= 0.9'],
-    ['steady (first→last msg)', round(bareSteady), round(conveyorSteady), round(conveyorSteady / bareSteady, 3), ''],
+    ['steady (after first batch)', round(bareSteady), round(conveyorSteady), round(conveyorSteady / bareSteady, 3), ''],
   ]));
-  console.log(Number.isFinite(ratio) ? `\nratio ${round(ratio, 3)}: ${ratio >= 0.9 ? 'meets' : 'MISSES'} the target (>= 0.9)\n` : '');
+  console.log(Number.isFinite(ratio) ? `\nratio ${round(ratio, 3)} (per pair: ${pairs(runs).join(', ')}): ${ratio >= 0.9 ? 'meets' : 'MISSES'} the target (>= 0.9)\n` : '');
   emit('throughput', {
     bench: 'throughput',
     messages: total,
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     conveyor_msgs_per_s: round(conveyor),
     ratio: round(ratio, 3),
     steady_ratio: round(conveyorSteady / bareSteady, 3),
+    pair_ratios: pairs(runs),
     message_bytes: args.size,
     load_average: loadAverage(),
     ...environment(conveyorConfig),

@@ -5,6 +5,7 @@
  * hidden by a wall-clock busy loop.
  */
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 
 export function burn(iterations: number, seed: Uint8Array | null): number {
   let digest: Buffer = createHash('sha256').update(seed ?? new Uint8Array(0)).digest();
@@ -30,4 +31,20 @@ export function calibrate(targetMs = 1): { iterations: number; msPerCall: number
   const t0 = performance.now();
   for (let i = 0; i < 200; i++) burn(iterations, seed);
   return { iterations, msPerCall: (performance.now() - t0) / 200 };
+}
+
+/**
+ * What the hardware allows: `threads` plain worker threads burning `perThread` messages each at once, in
+ * messages per second (from the slowest thread). Compare 1 thread with `cores` threads for the best possible speedup.
+ */
+export async function burnRate(threads: number, iterations: number, perThread: number): Promise<number> {
+  const url = new URL('./burn-worker.ts', import.meta.url);
+  const times = await Promise.all(
+    Array.from({ length: threads }, () => new Promise<number>((resolve, reject) => {
+      const worker = new Worker(url, { workerData: { iterations, count: perThread } });
+      worker.once('message', (ms: number) => resolve(ms));
+      worker.once('error', reject);
+    })),
+  );
+  return (threads * perThread) / (Math.max(...times) / 1000);
 }

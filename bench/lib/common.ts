@@ -148,6 +148,20 @@ function payload(i: number, size: number): Buffer {
   return Buffer.from(`${head}${'x'.repeat(fill)}"}`);
 }
 
+/** Deletes the topic, checking that it stays deleted (a deletion can be lost); warns on stderr if it could not. */
+export async function deleteTopic(admin: Admin, topic: string): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    try {
+      if (!(await admin.listTopics()).includes(topic)) return;
+      await admin.deleteTopics({ topics: [topic], timeout: 30_000 });
+    } catch (err) {
+      logger.debug({ err, topic }, 'topic deletion failed; trying again');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  process.stderr.write(`could not delete topic ${topic}; delete it by hand\n`);
+}
+
 /** Sum of the group's committed offsets on the topic (what a restarted consumer would skip). */
 export async function committedTotal(admin: Admin, group: string, topic: string): Promise<number> {
   const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
@@ -164,10 +178,10 @@ export interface RunResult {
   /** From start (connect / Runtime.start) until the last message was handled. */
   ms: number;
   msgsPerS: number;
-  /** From the first message handled until the last: throughput without the group join. */
+  /** From the end of the first batch (bare) or pool task (Conveyor) until the last message: throughput without the group join. */
   steadyMs: number;
   steadyMsgsPerS: number;
-  /** Start until the first message was handled (connect, join, assignment, first fetch). */
+  /** Start until the first batch or task was handled (connect, join, assignment, first fetch, first batch). */
   firstMessageMs: number;
   /** CPU time of the whole process (all threads: main, librdkafka, workers) during the run. */
   cpuMs: number;
@@ -226,7 +240,8 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
   const consumer = o.kafka.consumer({
     kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
     'group.id': group,
-    'session.timeout.ms': k.sessionTimeoutMs,
+    'session.timeout.ms': k.instanceId ? k.sessionTimeoutMs : k.dynamicSessionTimeoutMs,
+    'allow.auto.create.topics': false,
     'partition.assignment.strategy': k.assignmentStrategy,
     'enable.auto.commit': false,
     'auto.offset.reset': 'earliest',
@@ -235,6 +250,7 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
   const next = new Map<number, bigint>(); // partition → offset to commit (last handled + 1)
   let count = 0;
   let firstAt = 0;
+  let firstCount = 0;
   let batches = 0;
   let commits = 0;
   let doneAt = 0;
@@ -259,8 +275,11 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
     eachBatch: async ({ batch }) => {
       const messages = batch.messages;
       if (messages.length === 0) return;
-      if (firstAt === 0) firstAt = performance.now();
       if (o.work) for (const m of messages) o.work(m);
+      if (firstAt === 0) {
+        firstAt = performance.now();
+        firstCount = messages.length;
+      }
       batches += 1;
       next.set(batch.partition, BigInt(messages[messages.length - 1]!.offset) + 1n);
       count += messages.length;
@@ -277,7 +296,7 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
   await commit();
   await consumer.disconnect();
   const committed = await committedTotal(o.admin, group, topic);
-  return result('bare', o.run, group, count, clock.t0, firstAt, doneAt, measured, committed, { batches, avgBatch: count / batches, commits });
+  return result('bare', o.run, group, count, clock.t0, firstAt, firstCount, doneAt, measured, committed, { batches, avgBatch: count / batches, commits });
 }
 
 export interface ConveyorOptions {
@@ -299,13 +318,17 @@ export async function runConveyor(o: ConveyorOptions): Promise<RunResult & { con
   let tasks = 0;
   let taskMs = 0;
   let firstAt = 0;
+  let firstCount = 0;
   let doneAt = 0;
   let pauses = 0;
   let commits = 0;
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
   runtime.events.on('messages.handled', (e) => {
-    if (firstAt === 0) firstAt = performance.now();
+    if (firstAt === 0) {
+      firstAt = performance.now();
+      firstCount = e.count;
+    }
     count += e.count;
     tasks += 1;
     taskMs += e.durationMs;
@@ -328,7 +351,7 @@ export async function runConveyor(o: ConveyorOptions): Promise<RunResult & { con
   }
   const committed = await committedTotal(o.admin, group, o.topic);
   return {
-    ...result('conveyor', o.run, group, count, clock.t0, firstAt, doneAt, measured, committed, {
+    ...result('conveyor', o.run, group, count, clock.t0, firstAt, firstCount, doneAt, measured, committed, {
       poolTasks: tasks,
       avgTaskMessages: count / tasks,
       avgTaskRoundTripMs: taskMs / tasks,
@@ -340,13 +363,13 @@ export async function runConveyor(o: ConveyorOptions): Promise<RunResult & { con
 }
 
 function result(
-  contender: 'bare' | 'conveyor', run: number, group: string, messages: number, t0: number, firstAt: number, doneAt: number,
+  contender: 'bare' | 'conveyor', run: number, group: string, messages: number, t0: number, firstAt: number, firstCount: number, doneAt: number,
   measured: { ms: number; cpuMs: number; mainElu: number }, committed: number, extra: Record<string, number>,
 ): RunResult {
   const ms = doneAt - t0;
   const steadyMs = doneAt - firstAt;
   return {
-    contender, run, group, messages, ms, msgsPerS: messages / (ms / 1000), steadyMs, steadyMsgsPerS: messages / (steadyMs / 1000),
+    contender, run, group, messages, ms, msgsPerS: messages / (ms / 1000), steadyMs, steadyMsgsPerS: (messages - firstCount) / (steadyMs / 1000),
     firstMessageMs: firstAt - t0, cpuMs: measured.cpuMs, mainElu: measured.mainElu, committed, extra,
   };
 }
@@ -358,6 +381,16 @@ export function median(xs: readonly number[]): number {
   if (s.length === 0) return Number.NaN;
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** conveyor / bare for each run number that has both: under noise, the spread tells as much as the median. */
+export function pairs(runs: readonly RunResult[]): number[] {
+  const out: number[] = [];
+  for (const c of runs.filter((r) => r.contender === 'conveyor')) {
+    const b = runs.find((r) => r.contender === 'bare' && r.run === c.run);
+    if (b) out.push(round(c.msgsPerS / b.msgsPerS, 3));
+  }
+  return out;
 }
 
 export const round = (x: number, digits = 0): number => {
@@ -390,11 +423,11 @@ export function runRows(runs: readonly RunResult[]): Array<Array<string | number
 export function progressLine(r: RunResult): string {
   const extra = Object.entries(r.extra).map(([k, v]) => `${k} ${round(v, 2)}`).join(', ');
   return `${`${r.contender} #${r.run}`.padEnd(12)} ${round(r.msgsPerS).toLocaleString('en-US').padStart(9)} msgs/s  ` +
-    `(steady ${round(r.steadyMsgsPerS).toLocaleString('en-US')}, ${round(r.ms)} ms, first message after ${round(r.firstMessageMs)} ms, ` +
+    `(steady ${round(r.steadyMsgsPerS).toLocaleString('en-US')}, ${round(r.ms)} ms, first batch done after ${round(r.firstMessageMs)} ms, ` +
     `cpu ${round((r.cpuMs * 1000) / r.messages, 1)} µs/msg, main ELU ${round(r.mainElu, 2)}; ${extra})`;
 }
 
-export const RUN_HEADERS = ['run', 'msgs/s', 'steady msgs/s', 'total ms', 'first msg ms', 'cpu ms', 'cpu µs/msg', 'main ELU', 'committed'] as const;
+export const RUN_HEADERS = ['run', 'msgs/s', 'steady msgs/s', 'total ms', 'first batch ms', 'cpu ms', 'cpu µs/msg', 'main ELU', 'committed'] as const;
 
 export function runJson(r: RunResult): Record<string, unknown> {
   return {

@@ -29,7 +29,15 @@ export class OffsetTracker {
   /** Marks an offset handled or dead-lettered. Unknown offsets (e.g. from a revoked assignment) are ignored. */
   ack(offset: bigint): void {
     if (this.head >= this.pending.length) return;
-    if (offset < this.pending[this.head]!) return;
+    const first = this.pending[this.head]!;
+    if (offset < first) return;
+    if (offset === first && this.acked.size === 0) {
+      // the common case (a lane acknowledges in order): no set bookkeeping
+      this.watermark = offset + 1n;
+      this.head += 1;
+      this.compact();
+      return;
+    }
     this.acked.add(offset);
     while (this.head < this.pending.length && this.acked.has(this.pending[this.head]!)) {
       const done = this.pending[this.head]!;
@@ -37,7 +45,11 @@ export class OffsetTracker {
       this.watermark = done + 1n;
       this.head += 1;
     }
-    // compact now and then so the array does not grow without bound
+    this.compact();
+  }
+
+  /** Drops the acknowledged prefix now and then so the array does not grow without bound. */
+  private compact(): void {
     if (this.head > 1024 && this.head * 2 > this.pending.length) {
       this.pending.splice(0, this.head);
       this.head = 0;

@@ -317,7 +317,7 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
     maxMessages: {
       doc: 'Queued messages per partition before the partition is paused.',
       format: integer(1, 1_000_000),
-      default: 2000,
+      default: 10_000,
       env: 'CONVEYOR_LANE_MAX_MESSAGES',
     },
     maxBytes: {

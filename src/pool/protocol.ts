@@ -31,6 +31,86 @@ export interface HandlerTask {
   readonly progress: SharedArrayBuffer;
 }
 
+/**
+ * What crosses to the worker: the batch in columns, with every key and value copied into one buffer that is
+ * transferred (moved), not cloned. Cloning TaskMessages costs about 2-3 µs per message on each side with 1 KiB
+ * values, because the client gives every key and value its own ArrayBuffer and structured clone serialises,
+ * allocates and copies each one (and then each small object) separately.
+ */
+export interface PackedBatch {
+  readonly offsets: readonly string[];
+  readonly timestamps: readonly string[];
+  /** Key length and value length of message i at [2i] and [2i + 1]; -1 for null. */
+  readonly lengths: Int32Array;
+  /** Keys and values back to back, in message order (key before value). */
+  readonly bytes: Uint8Array;
+  /** Headers of message i; absent when no message of the batch has any. */
+  readonly headers?: ReadonlyArray<Readonly<Record<string, unknown>> | undefined>;
+}
+
+/** What the worker receives: a HandlerTask whose messages travel packed. */
+export interface WorkerTask extends Omit<HandlerTask, 'messages'> {
+  readonly batch: PackedBatch;
+}
+
+export function packBatch(messages: readonly TaskMessage[]): PackedBatch {
+  const n = messages.length;
+  const lengths = new Int32Array(2 * n);
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]!;
+    const k = m.key === null ? -1 : m.key.byteLength;
+    const v = m.value === null ? -1 : m.value.byteLength;
+    lengths[2 * i] = k;
+    lengths[2 * i + 1] = v;
+    size += Math.max(k, 0) + Math.max(v, 0);
+  }
+  // every byte is written below; an unzeroed, unpooled buffer (its own ArrayBuffer, so it can be transferred)
+  // saves zeroing and page-faulting ~64 KiB per task
+  const bytes = Buffer.allocUnsafeSlow(size);
+  const offsets = new Array<string>(n);
+  const timestamps = new Array<string>(n);
+  let headers: Array<Readonly<Record<string, unknown>> | undefined> | undefined;
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]!;
+    if (m.key !== null) {
+      bytes.set(m.key, at);
+      at += m.key.byteLength;
+    }
+    if (m.value !== null) {
+      bytes.set(m.value, at);
+      at += m.value.byteLength;
+    }
+    offsets[i] = m.offset;
+    timestamps[i] = m.timestamp;
+    for (const _ in m.headers) {
+      (headers ??= new Array(n))[i] = m.headers;
+      break;
+    }
+  }
+  return headers === undefined ? { offsets, timestamps, lengths, bytes } : { offsets, timestamps, lengths, bytes, headers };
+}
+
+/** The messages again, keys and values as views into the batch's buffer (no copy). */
+export function unpackBatch(batch: PackedBatch): TaskMessage[] {
+  const out = new Array<TaskMessage>(batch.offsets.length);
+  const { buffer, byteOffset } = batch.bytes;
+  let at = byteOffset;
+  const view = (length: number): Uint8Array | null => {
+    if (length < 0) return null;
+    const part = new Uint8Array(buffer, at, length);
+    at += length;
+    return part;
+  };
+  for (let i = 0; i < out.length; i++) {
+    const key = view(batch.lengths[2 * i]!);
+    const value = view(batch.lengths[2 * i + 1]!);
+    out[i] = { offset: batch.offsets[i]!, key, value, headers: batch.headers?.[i] ?? {}, timestamp: batch.timestamps[i]! };
+  }
+  return out;
+}
+
 export type FailureKind = 'receiver' | 'non-retryable' | 'deserialization' | 'timeout';
 
 export interface FailureReport {

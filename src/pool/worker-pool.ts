@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { createProgress, readProgress, type HandlerTask, type TaskMessage, type TaskResult } from './protocol.ts';
+import { createProgress, packBatch, readProgress, type HandlerTask, type TaskMessage, type TaskResult, type WorkerTask } from './protocol.ts';
 
 export type PoolFailureKind = 'crash' | 'terminated-after-timeout';
 
@@ -23,7 +23,7 @@ export interface WorkerPoolOptions {
 const workerFile = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 export class WorkerPool {
-  private readonly piscina: Piscina<HandlerTask, TaskResult>;
+  private readonly piscina: Piscina<WorkerTask, TaskResult>;
   private readonly graceMs: number;
   /** Workers terminated because a handler did not return after its timeout. */
   terminated = 0;
@@ -70,7 +70,9 @@ export class WorkerPool {
     };
     timer = setTimeout(watch, limit);
     try {
-      return await this.piscina.run({ ...task, progress }, { signal: abort.signal });
+      const { messages, ...rest } = task;
+      const batch = packBatch(messages);
+      return await this.piscina.run({ ...rest, batch, progress }, { signal: abort.signal, transferList: [batch.bytes.buffer as ArrayBuffer] });
     } catch (err) {
       const { completed } = readProgress(progress);
       if (abort.signal.aborted) {

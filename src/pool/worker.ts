@@ -4,7 +4,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { isHandler, type Handler, type HandlerMessage } from '../handlers/define-handler.ts';
-import type { FailureReport, HandlerTask, TaskMessage, TaskResult } from './protocol.ts';
+import { unpackBatch, type FailureReport, type TaskMessage, type TaskResult, type WorkerTask } from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
 let baseLogger: Logger | undefined;
@@ -33,7 +33,7 @@ function headersOf(raw: Readonly<Record<string, unknown>>): Record<string, strin
 
 class Undecodable extends Error {}
 
-function decode(task: HandlerTask, m: TaskMessage): unknown {
+function decode(task: WorkerTask, m: TaskMessage): unknown {
   const bytes = m.value === null ? null : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength);
   switch (task.deserialize) {
     case 'buffer':
@@ -55,12 +55,13 @@ function report(kind: FailureReport['kind'], err: unknown): FailureReport {
   return { kind, name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
 }
 
-export default async function runTask(task: HandlerTask): Promise<TaskResult> {
+export default async function runTask(task: WorkerTask): Promise<TaskResult> {
   const completed = new Int32Array(task.progress, 0, 1);
   const startedAt = new Float64Array(task.progress, 8, 1);
   const handler = await load(task.url);
-  for (let i = 0; i < task.messages.length; i++) {
-    const m = task.messages[i]!;
+  const messages = unpackBatch(task.batch);
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
     startedAt[0] = Date.now();
     let value: unknown;
     try {
@@ -72,47 +73,75 @@ export default async function runTask(task: HandlerTask): Promise<TaskResult> {
       topic: task.topic,
       partition: task.partition,
       offset: m.offset,
-      key: m.key === null ? null : Buffer.from(m.key).toString('utf8'),
+      key: m.key === null ? null : Buffer.from(m.key.buffer, m.key.byteOffset, m.key.byteLength).toString('utf8'),
       value,
       headers: headersOf(m.headers),
       timestamp: Number(m.timestamp),
     };
     const attempt = i === 0 ? task.firstAttempt : 1;
-    const failure = await handleOne(handler, task, message, attempt);
+    const handled = handleOne(handler, task, message, attempt);
+    const failure = handled instanceof Promise ? await handled : handled;
     if (failure) return { completed: i, failure };
     Atomics.store(completed, 0, i + 1);
   }
-  return { completed: task.messages.length };
+  return { completed: messages.length };
 }
 
-async function handleOne(handler: Handler, task: HandlerTask, message: HandlerMessage, attempt: number): Promise<FailureReport | undefined> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => {
-      controller.abort(new Error(`handler ${task.handler} passed its timeout of ${task.timeoutMs} ms`));
-      resolve('timeout');
-    }, task.timeoutMs);
-  });
+/**
+ * Runs one message. A handler that returns without a promise has finished: no timer could have interrupted it
+ * (the pool's watchdog terminates one that blocks its thread), so the timeout machinery (timer, AbortController,
+ * race) is set up only for a handler that returned a promise, with whatever is left of its timeout.
+ */
+function handleOne(handler: Handler, task: WorkerTask, message: HandlerMessage, attempt: number): FailureReport | undefined | Promise<FailureReport | undefined> {
+  const started = performance.now();
+  const state: { controller?: AbortController } = {};
   let log: Logger | undefined;
   const ctx = {
     attempt,
-    signal: controller.signal,
+    get signal(): AbortSignal {
+      return (state.controller ??= new AbortController()).signal;
+    },
     get log(): Logger {
       baseLogger ??= pino({ name: 'conveyor', level: process.env.LOG_LEVEL ?? 'info' });
       log ??= baseLogger.child({ handler: task.handler, topic: message.topic, partition: message.partition, offset: message.offset });
       return log;
     },
   };
+  let outcome: unknown;
   try {
-    const outcome = await Promise.race([Promise.resolve().then(() => handler.handle(message, ctx)), timedOut]);
-    if (outcome === 'timeout') return report('timeout', controller.signal.reason);
+    outcome = handler.handle(message, ctx);
+  } catch (err) {
+    return failed(err, state.controller);
+  }
+  if (!isPromiseLike(outcome)) return undefined;
+  return settle(outcome, task, state, task.timeoutMs - (performance.now() - started));
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+async function settle(pending: PromiseLike<unknown>, task: WorkerTask, state: { controller?: AbortController }, remainingMs: number): Promise<FailureReport | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => {
+      (state.controller ??= new AbortController()).abort(new Error(`handler ${task.handler} passed its timeout of ${task.timeoutMs} ms`));
+      resolve('timeout');
+    }, Math.max(0, remainingMs));
+  });
+  try {
+    const outcome = await Promise.race([pending, timedOut]);
+    if (outcome === 'timeout') return report('timeout', state.controller?.signal.reason);
     return undefined;
   } catch (err) {
-    if (controller.signal.aborted) return report('timeout', controller.signal.reason);
-    const nonRetryable = err instanceof Error && err.name === 'NonRetryableError';
-    return report(nonRetryable ? 'non-retryable' : 'receiver', err);
+    return failed(err, state.controller);
   } finally {
     clearTimeout(timer);
   }
+}
+
+function failed(err: unknown, controller: AbortController | undefined): FailureReport {
+  if (controller?.signal.aborted) return report('timeout', controller.signal.reason);
+  const nonRetryable = err instanceof Error && err.name === 'NonRetryableError';
+  return report(nonRetryable ? 'non-retryable' : 'receiver', err);
 }

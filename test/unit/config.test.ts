@@ -50,7 +50,7 @@ const DEFAULTS: ConveyorConfig = {
   retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
   pool: { size: 0, maxBatch: 64, timeoutGraceMs: 1000 },
-  lanes: { maxMessages: 2000, maxBytes: 16_777_216, resumeRatio: 0.5 },
+  lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
   commit: { intervalMs: 1000 },
   shutdown: { deadlineMs: 25_000, revokeDeadlineMs: 10_000 },
   log: { level: 'info' },
