@@ -96,7 +96,7 @@ export class LaneDriver {
         deserialize: spec.deserialize,
         timeoutMs: spec.timeoutMs,
         firstAttempt: this.headAttempt,
-        messages: batch.map((r) => ({ offset: r.offset.toString(), key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })),
+        messages: batch,
       });
       // Acknowledge what the worker completed, even if the lane was revoked meanwhile: the revoke waits
       // for this batch and commits it.

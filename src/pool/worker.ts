@@ -4,7 +4,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { isHandler, type Handler, type HandlerMessage } from '../handlers/define-handler.ts';
-import { unpackBatch, type FailureReport, type TaskMessage, type TaskResult, type WorkerTask } from './protocol.ts';
+import { unpackBatch, type FailureReport, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
 let baseLogger: Logger | undefined;
@@ -33,7 +33,7 @@ function headersOf(raw: Readonly<Record<string, unknown>>): Record<string, strin
 
 class Undecodable extends Error {}
 
-function decode(task: WorkerTask, m: TaskMessage): unknown {
+function decode(task: WorkerTask, m: UnpackedMessage): unknown {
   const bytes = m.value === null ? null : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength);
   switch (task.deserialize) {
     case 'buffer':
