@@ -13,6 +13,7 @@ import { burn, burnRate, calibrate } from './lib/burn.ts';
 import {
   BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine,
   round, runBare, runConveyor, runId, runJson, runRows, table, type RunResult,
+  runMain,
 } from './lib/common.ts';
 
 async function main(): Promise<void> {
@@ -105,10 +106,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import {
   BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine, round, runBare,
   runConveyor, runId, runJson, runRows, table, type RunResult,
+  runMain,
 } from './lib/common.ts';
 
 const PARTITIONS = 12;
@@ -79,10 +80,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -468,3 +468,14 @@ export function emit(name: string, json: Record<string, unknown>): void {
   process.stderr.write(`results written to ${file}\n`);
   process.stdout.write(`${JSON.stringify(json)}\n`);
 }
+
+/** Runs a benchmark's main: exit 0 when it finished, 1 with the error otherwise. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
