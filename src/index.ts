@@ -23,3 +23,4 @@ export {
   WorkerCrashed,
 } from './failure/errors.ts';
 export type { DeadLetterEnvelope } from './failure/dead-letter.ts';
+export { retryWithBackoff, type RetryWithBackoffOptions } from './publish/retry-with-backoff.ts';

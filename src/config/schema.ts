@@ -48,6 +48,16 @@ export interface ConveyorConfig {
     backoffBaseSeconds: number;
     backoffMaxSeconds: number;
   };
+  publish: {
+    /** How long a publish may wait for the broker before it fails with events.broker.unavailable. */
+    timeoutMs: number;
+    /** Codec of published batches. */
+    compression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+    /** Consecutive failed publishes that open the circuit. */
+    circuitBreakerThreshold: number;
+    /** Seconds an open circuit waits before it lets one publish through (half_open). */
+    circuitBreakerResetSeconds: number;
+  };
   handlers: {
     /** Directory of handler files, relative to the process's working directory. */
     directory: string;
@@ -282,6 +292,32 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: decimal(0.01, 3600),
       default: 30,
       env: 'KAFKA_RETRY_BACKOFF_MAX',
+    },
+  },
+  publish: {
+    timeoutMs: {
+      doc: 'How long a publish may wait for the broker, in milliseconds, before it fails with events.broker.unavailable (nothing is buffered beyond it).',
+      format: integer(100, 300_000),
+      default: 5_000,
+      env: 'KAFKA_PUBLISH_TIMEOUT_MS',
+    },
+    compression: {
+      doc: 'Compression codec of published messages.',
+      format: oneOf('none', 'gzip', 'snappy', 'lz4', 'zstd'),
+      default: 'none',
+      env: 'KAFKA_COMPRESSION',
+    },
+    circuitBreakerThreshold: {
+      doc: 'Consecutive failed publishes that open the circuit breaker (then publishes fail at once).',
+      format: integer(1, 100),
+      default: 5,
+      env: 'KAFKA_CIRCUIT_BREAKER_THRESHOLD',
+    },
+    circuitBreakerResetSeconds: {
+      doc: 'Seconds an open circuit breaker waits before it lets one publish through (half_open).',
+      format: decimal(1, 3600),
+      default: 30,
+      env: 'KAFKA_CIRCUIT_BREAKER_RESET_TIMEOUT',
     },
   },
   handlers: {

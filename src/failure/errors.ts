@@ -86,8 +86,11 @@ export class WorkerCrashed extends RuntimeFailure {
 }
 
 export class BrokerFailure extends RuntimeFailure {
-  constructor(message: string, options: { context?: ErrorContext; cause?: unknown; code?: string } = {}) {
+  /** The publish circuit breaker's state when this was thrown by a publisher ('closed', 'half_open', 'open'). */
+  readonly circuitState: string | undefined;
+  constructor(message: string, options: { context?: ErrorContext; cause?: unknown; code?: string; circuitState?: string } = {}) {
     super(options.code ?? 'events.broker.unavailable', message, { ...options, retriable: true });
+    this.circuitState = options.circuitState;
   }
 }
 

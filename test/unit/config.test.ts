@@ -48,6 +48,7 @@ const DEFAULTS: ConveyorConfig = {
     maxBatchSize: 1000,
   },
   retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
+  publish: { timeoutMs: 5_000, compression: 'none', circuitBreakerThreshold: 5, circuitBreakerResetSeconds: 30 },
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
   pool: { size: 0, maxBatch: 64, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },

@@ -1,0 +1,5 @@
+// `conveyor/publish`: publishing for applications (loads the Kafka client; handler files use ctx.publish instead).
+export { aggregateKey, createPublisher, eventTopic, KafkaPublisher, type PublishedRecord, type PublishMessage } from './kafka-publisher.ts';
+export { CIRCUIT_STATE_VALUE, PublishCircuitBreaker, type CircuitStateName } from './circuit-breaker.ts';
+export { retryWithBackoff, type RetryWithBackoffOptions } from './retry-with-backoff.ts';
+export { loadConfig } from '../config/load.ts';
