@@ -8,6 +8,7 @@ export type {
   HandlerDeclaration,
   HandlerLogger,
   HandlerMessage,
+  OutgoingEvent,
   RetryPolicy,
 } from './handlers/define-handler.ts';
 export {

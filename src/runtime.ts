@@ -10,6 +10,7 @@ import { KafkaSource } from './kafka/kafka-source.ts';
 import { Instrumentation } from './lanes/instrumentation.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { WorkerPool } from './pool/worker-pool.ts';
+import { KafkaPublisher } from './publish/kafka-publisher.ts';
 
 export interface RuntimeStats {
   handled: number;
@@ -28,6 +29,7 @@ export class Runtime {
   readonly stats: RuntimeStats = { handled: 0, retries: 0, deadLettered: 0, deadLetterFailures: 0, commits: 0, rebalances: 0 };
   private pool: WorkerPool | undefined;
   private deadLetters: DeadLetterPublisher | undefined;
+  private publisher: KafkaPublisher | undefined;
   private sources: KafkaSource[] = [];
   private stopping: Promise<void> | undefined;
 
@@ -58,8 +60,10 @@ export class Runtime {
       logger,
     });
     this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });
+    this.publisher = new KafkaPublisher(config, { logger });
     this.sources = this.handlers.map(
-      (spec) => new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, events: this.events, logger }),
+      (spec) =>
+        new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publisher: this.publisher!, events: this.events, logger }),
     );
     logger.info(
       { handlers: this.handlers.map((h) => ({ name: h.name, topics: h.topics, group: h.group, file: h.file })), poolSize: this.pool.size },
@@ -76,6 +80,7 @@ export class Runtime {
       const started = Date.now();
       await Promise.all(this.sources.map((s) => s.stop(deadlineMs)));
       await this.deadLetters?.close();
+      await this.publisher?.close();
       await this.pool?.close();
       this.logger.info({ ...this.stats, stopMs: Date.now() - started }, 'stopped');
     })();

@@ -5,6 +5,7 @@
  */
 import type { PoolTaskResult } from '../pool/worker-pool.ts';
 import {
+  BrokerFailure,
   DeserializationFailure,
   HandlerTimeout,
   ReceiverError,
@@ -39,6 +40,8 @@ export function classifyFailure(failure: Failure, context: ErrorContext): Convey
       return new HandlerTimeout(failure.message, { context, cause });
     case 'crash':
       return new WorkerCrashed(failure.message, { context, cause });
+    case 'publish':
+      return new BrokerFailure(failure.message, { context, cause });
   }
 }
 

@@ -28,6 +28,22 @@ export interface HandlerContext {
   readonly signal: AbortSignal;
   /** A pino logger carrying handler, topic, partition and offset. */
   readonly log: HandlerLogger;
+  /**
+   * Publishes events to Kafka as part of handling this message: the runner sends them (in order, acks per
+   * KAFKA_ACKS) after `handle` returned and before the message is acknowledged. If `handle` fails, nothing it
+   * published is sent; if sending fails, the message is retried like any failure (so events are at-least-once).
+   */
+  publish(topic: string, events: OutgoingEvent | readonly OutgoingEvent[]): void;
+}
+
+/** An event a handler publishes through `ctx.publish`. */
+export interface OutgoingEvent {
+  /** Same key, same partition. */
+  readonly key?: string | null;
+  /** Objects are sent as JSON; strings as they are. */
+  readonly value: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly partition?: number;
 }
 
 /** The part of pino's logger a handler gets. */

@@ -14,6 +14,7 @@ import { LaneDriver } from '../lanes/lane-driver.ts';
 import { PartitionLane, type LaneRecord } from '../lanes/partition-lane.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
+import type { KafkaPublisher } from '../publish/kafka-publisher.ts';
 import type { Consumer, IHeaders, Kafka, KafkaMessage } from './client.ts';
 
 const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = kafkaJavascript.CODES.ERRORS;
@@ -33,6 +34,7 @@ export interface KafkaSourceDeps {
   readonly kafka: Kafka;
   readonly pool: WorkerPool;
   readonly deadLetters: DeadLetterPublisher;
+  readonly publisher: KafkaPublisher;
   readonly events: Instrumentation;
   readonly logger: Logger;
 }
@@ -130,6 +132,7 @@ export class KafkaSource {
       const driver = new LaneDriver(lane, tracker, this.spec, {
         pool: this.deps.pool,
         deadLetters: this.deps.deadLetters,
+        publisher: this.deps.publisher,
         events: this.deps.events,
         logger: this.deps.logger,
         maxBatch: this.config.pool.maxBatch,

@@ -10,13 +10,17 @@ import { classifyFailure, errorType } from '../failure/classify.ts';
 import { buildDeadLetter, type DeadLetterPublisher } from '../failure/dead-letter.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Logger } from '../ops/logger.ts';
-import type { WorkerPool } from '../pool/worker-pool.ts';
+import type { PublishedEvent } from '../pool/protocol.ts';
+import type { WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
+import type { KafkaPublisher } from '../publish/kafka-publisher.ts';
 import type { Instrumentation } from './instrumentation.ts';
 import type { PartitionLane } from './partition-lane.ts';
 
 export interface LaneDriverDeps {
   readonly pool: WorkerPool;
   readonly deadLetters: DeadLetterPublisher;
+  /** Sends what handlers published with ctx.publish. */
+  readonly publisher: KafkaPublisher;
   readonly events: Instrumentation;
   readonly logger: Logger;
   /** Max consecutive messages per worker task. */
@@ -81,6 +85,33 @@ export class LaneDriver {
     return { topic: this.lane.topic, partition: this.lane.partition, offset, handler: this.spec.name, file: this.spec.file, group: this.spec.group };
   }
 
+  /**
+   * Sends the events completed messages published (ctx.publish), in order, before they are acknowledged. If
+   * sending fails, the batch ends before that message, which then fails as a BrokerFailure (and is retried).
+   */
+  private async sendPublished(result: PoolTaskResult): Promise<PoolTaskResult> {
+    if (!result.published) return result;
+    for (let i = 0; i < result.completed; i++) {
+      const events = result.published[i];
+      if (!events || events.length === 0) continue;
+      try {
+        for (const [topic, group] of consecutiveByTopic(events)) {
+          await this.deps.publisher.publish(topic, group.map((e) => ({
+            key: e.key, value: e.value,
+            ...(e.headers ? { headers: e.headers } : {}),
+            ...(e.partition !== undefined ? { partition: e.partition } : {}),
+          })));
+        }
+      } catch (err) {
+        return {
+          completed: i,
+          failure: { kind: 'publish', name: 'BrokerFailure', message: `events published by the handler could not be sent: ${(err as Error).message}` },
+        };
+      }
+    }
+    return result;
+  }
+
   private async loop(): Promise<void> {
     const { lane, tracker, spec, deps } = this;
     const signal = this.stopping.signal;
@@ -88,7 +119,7 @@ export class LaneDriver {
       lane.busy = true;
       const batch = lane.peekBatch(deps.maxBatch);
       const started = performance.now();
-      const result = await deps.pool.run({
+      const result = await this.sendPublished(await deps.pool.run({
         url: spec.url,
         handler: spec.name,
         topic: lane.topic,
@@ -97,7 +128,7 @@ export class LaneDriver {
         timeoutMs: spec.timeoutMs,
         firstAttempt: this.headAttempt,
         messages: batch,
-      });
+      }));
       // Acknowledge what the worker completed, even if the lane was revoked meanwhile: the revoke waits
       // for this batch and commits it.
       for (let i = 0; i < result.completed; i++) tracker.ack(batch[i]!.offset);
@@ -171,4 +202,15 @@ export class LaneDriver {
       deps.onDrained(lane);
     }
   }
+}
+
+/** Runs of consecutive events with the same topic, in order: each run is one send. */
+function consecutiveByTopic(events: readonly PublishedEvent[]): Array<[string, PublishedEvent[]]> {
+  const runs: Array<[string, PublishedEvent[]]> = [];
+  for (const e of events) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] === e.topic) last[1].push(e);
+    else runs.push([e.topic, [e]]);
+  }
+  return runs;
 }

@@ -28,7 +28,7 @@ export interface HandlerTask {
   /** Attempt number of the first message (a retry re-sends the failed message first); the rest are attempt 1. */
   readonly firstAttempt: number;
   readonly messages: readonly TaskMessage[];
-  /** Layout: Int32 [0] = messages completed; Float64 [1] = Date.now() when the current message started. */
+  /** Layout: Int32 [0] = messages completed, Int32 [1] = 1 once a completed message published events; Float64 [1] = Date.now() when the current message started. */
   readonly progress: SharedArrayBuffer;
 }
 
@@ -127,9 +127,20 @@ export interface FailureReport {
   readonly stack?: string;
 }
 
+/** An event published by a handler (ctx.publish), encoded in the worker, sent by the main thread. */
+export interface PublishedEvent {
+  readonly topic: string;
+  readonly key: string | null;
+  readonly value: string | null;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly partition?: number;
+}
+
 export interface TaskResult {
   /** Messages handled successfully, counted from the first of the batch. */
   readonly completed: number;
+  /** Events published by completed message i (ctx.publish), when any message published something. */
+  readonly published?: ReadonlyArray<readonly PublishedEvent[] | undefined>;
   /** Why message number `completed` failed; absent when the whole batch succeeded. */
   readonly failure?: FailureReport;
 }
@@ -140,9 +151,11 @@ export function createProgress(): SharedArrayBuffer {
   return new SharedArrayBuffer(PROGRESS_BYTES);
 }
 
-export function readProgress(progress: SharedArrayBuffer): { completed: number; startedAt: number } {
+export function readProgress(progress: SharedArrayBuffer): { completed: number; published: boolean; startedAt: number } {
+  const counters = new Int32Array(progress, 0, 2);
   return {
-    completed: Atomics.load(new Int32Array(progress, 0, 1), 0),
+    completed: Atomics.load(counters, 0),
+    published: Atomics.load(counters, 1) === 1,
     startedAt: new Float64Array(progress, 8, 1)[0]!,
   };
 }

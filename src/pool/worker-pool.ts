@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { createProgress, packBatch, readProgress, type HandlerTask, type TaskMessage, type TaskResult, type WorkerTask } from './protocol.ts';
 
-export type PoolFailureKind = 'crash' | 'terminated-after-timeout';
+export type PoolFailureKind = 'crash' | 'terminated-after-timeout' | 'publish';
 
 export interface PoolTaskResult extends Omit<TaskResult, 'failure'> {
   readonly failure?: TaskResult['failure'] | { readonly kind: PoolFailureKind; readonly name: string; readonly message: string };
@@ -74,7 +74,9 @@ export class WorkerPool {
       const batch = packBatch(messages);
       return await this.piscina.run({ ...rest, batch, progress }, { signal: abort.signal, transferList: [batch.bytes.buffer as ArrayBuffer] });
     } catch (err) {
-      const { completed } = readProgress(progress);
+      // Completed messages whose events (ctx.publish) died with the worker must run again: at-least-once.
+      const { completed: done, published } = readProgress(progress);
+      const completed = published ? 0 : done;
       if (abort.signal.aborted) {
         this.terminated += 1;
         return {

@@ -3,8 +3,8 @@
  * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify.
  */
 import { pino, type Logger } from 'pino';
-import { isHandler, type Handler, type HandlerMessage } from '../handlers/define-handler.ts';
-import { unpackBatch, type FailureReport, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
+import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent } from '../handlers/define-handler.ts';
+import { unpackBatch, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
 let baseLogger: Logger | undefined;
@@ -56,10 +56,16 @@ function report(kind: FailureReport['kind'], err: unknown): FailureReport {
 }
 
 export default async function runTask(task: WorkerTask): Promise<TaskResult> {
-  const completed = new Int32Array(task.progress, 0, 1);
+  const progress = new Int32Array(task.progress, 0, 2);
   const startedAt = new Float64Array(task.progress, 8, 1);
   const handler = await load(task.url);
   const messages = unpackBatch(task.batch);
+  let published: Array<PublishedEvent[] | undefined> | undefined;
+  const outcome = (done: number, failure?: FailureReport): TaskResult => ({
+    completed: done,
+    ...(failure ? { failure } : {}),
+    ...(published ? { published: published.slice(0, done) } : {}),
+  });
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
     startedAt[0] = Date.now();
@@ -67,7 +73,7 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
     try {
       value = decode(task, m);
     } catch (err) {
-      return { completed: i, failure: report('deserialization', err) };
+      return outcome(i, report('deserialization', err));
     }
     const message: HandlerMessage = {
       topic: task.topic,
@@ -79,12 +85,25 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
       timestamp: Number(m.timestamp),
     };
     const attempt = i === 0 ? task.firstAttempt : 1;
-    const handled = handleOne(handler, task, message, attempt);
+    const outbox: PublishedEvent[] = [];
+    const handled = handleOne(handler, task, message, attempt, outbox);
     const failure = handled instanceof Promise ? await handled : handled;
-    if (failure) return { completed: i, failure };
-    Atomics.store(completed, 0, i + 1);
+    if (failure) return outcome(i, failure); // what a failed attempt published is never sent
+    if (outbox.length > 0) {
+      (published ??= [])[i] = outbox;
+      // tells the main thread that completed messages carry events: if this worker dies, they must run again
+      Atomics.store(progress, 1, 1);
+    }
+    Atomics.store(progress, 0, i + 1);
   }
-  return { completed: messages.length };
+  return outcome(messages.length);
+}
+
+function encodeValue(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+  return JSON.stringify(value);
 }
 
 /**
@@ -92,7 +111,13 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
  * (the pool's watchdog terminates one that blocks its thread), so the timeout machinery (timer, AbortController,
  * race) is set up only for a handler that returned a promise, with whatever is left of its timeout.
  */
-function handleOne(handler: Handler, task: WorkerTask, message: HandlerMessage, attempt: number): FailureReport | undefined | Promise<FailureReport | undefined> {
+function handleOne(
+  handler: Handler,
+  task: WorkerTask,
+  message: HandlerMessage,
+  attempt: number,
+  outbox: PublishedEvent[],
+): FailureReport | undefined | Promise<FailureReport | undefined> {
   const started = performance.now();
   const state: { controller?: AbortController } = {};
   let log: Logger | undefined;
@@ -105,6 +130,18 @@ function handleOne(handler: Handler, task: WorkerTask, message: HandlerMessage, 
       baseLogger ??= pino({ name: 'conveyor', level: process.env.LOG_LEVEL ?? 'info' });
       log ??= baseLogger.child({ handler: task.handler, topic: message.topic, partition: message.partition, offset: message.offset });
       return log;
+    },
+    publish(topic: string, events: OutgoingEvent | readonly OutgoingEvent[]): void {
+      if (typeof topic !== 'string' || topic.length === 0) throw new TypeError('ctx.publish(topic, events): topic must be a non-empty string');
+      for (const e of Array.isArray(events) ? (events as readonly OutgoingEvent[]) : [events as OutgoingEvent]) {
+        outbox.push({
+          topic,
+          key: e.key ?? null,
+          value: encodeValue(e.value),
+          ...(e.headers ? { headers: { ...e.headers } } : {}),
+          ...(e.partition !== undefined ? { partition: e.partition } : {}),
+        });
+      }
     },
   };
   let outcome: unknown;
