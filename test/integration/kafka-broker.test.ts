@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CompressionTypes, driverFeatures, type Admin, type Consumer, type Kafka } from '../../src/kafka/client.ts';
-import { createTopic, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
+import { committedOffsets, createTopic, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
 
 const MESSAGES = 1_000;
 const PARTITIONS = 6;
@@ -27,11 +27,6 @@ function decode(partition: number, message: { key: Buffer | null; value: Buffer 
     headers[name] = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
   }
   return { seq: value.seq, partition, offset: BigInt(message.offset), key: message.key?.toString() ?? null, headers };
-}
-
-async function committedOffsets(admin: Admin, groupId: string, topic: string): Promise<Map<number, bigint>> {
-  const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
-  return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
 }
 
 describe('Kafka broker (real)', () => {
