@@ -8,7 +8,9 @@ export type {
   HandlerDeclaration,
   HandlerLogger,
   HandlerMessage,
+  Broker,
   OutgoingEvent,
+  PublishOptions,
   RetryPolicy,
 } from './handlers/define-handler.ts';
 export {

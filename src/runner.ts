@@ -14,7 +14,7 @@ import { Runtime } from './runtime.ts';
 const USAGE = `usage: conveyor run --config <file>
        node dist/runner.js --config <file>
 
-Runs the handler files of the configured directory against Kafka until SIGTERM or SIGINT.
+Runs the handler files of the configured directory against Kafka and RabbitMQ until SIGTERM or SIGINT.
 Configuration keys and their environment variables: docs/configuration.md`;
 
 async function main(argv: string[]): Promise<number> {

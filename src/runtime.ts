@@ -1,6 +1,7 @@
 /**
- * The composition root: configuration → handler discovery → one Kafka source per handler, a shared
- * worker pool and one dead-letter publisher. `Runtime.events` reports what happens (see instrumentation.ts).
+ * The composition root: configuration → handler discovery → one source per handler (a Kafka consumer group, or a
+ * RabbitMQ queue consumer), a shared worker pool, the dead-letter and event publishers, and one RabbitMQ
+ * connection when any handler or publish needs it. `Runtime.events` reports what happens (see instrumentation.ts).
  */
 import type { ConveyorConfig } from './config/schema.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
@@ -11,6 +12,9 @@ import { Instrumentation } from './lanes/instrumentation.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { WorkerPool } from './pool/worker-pool.ts';
 import { KafkaPublisher } from './publish/kafka-publisher.ts';
+import { RabbitPublisher } from './publish/rabbitmq-publisher.ts';
+import { connectAmqp, type AmqpConnectionManager } from './rabbitmq/connection.ts';
+import { RabbitSource } from './rabbitmq/rabbit-source.ts';
 
 export interface RuntimeStats {
   handled: number;
@@ -30,7 +34,9 @@ export class Runtime {
   private pool: WorkerPool | undefined;
   private deadLetters: DeadLetterPublisher | undefined;
   private publisher: KafkaPublisher | undefined;
-  private sources: KafkaSource[] = [];
+  private rabbitPublisher: RabbitPublisher | undefined;
+  private amqp: AmqpConnectionManager | undefined;
+  private sources: Array<KafkaSource | RabbitSource> = [];
   private stopping: Promise<void> | undefined;
 
   private constructor(config: ConveyorConfig, handlers: readonly HandlerSpec[], logger: Logger) {
@@ -61,15 +67,31 @@ export class Runtime {
     });
     this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });
     this.publisher = new KafkaPublisher(config, { logger });
-    this.sources = this.handlers.map(
-      (spec) =>
-        new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publisher: this.publisher!, events: this.events, logger }),
+    // one connection for the queue consumers and ctx.publish to RabbitMQ; without queue handlers the publisher
+    // opens its own on first use
+    if (this.handlers.some((h) => h.broker === 'rabbitmq')) {
+      this.amqp = connectAmqp({ url: config.rabbitmq.url, heartbeatSeconds: config.rabbitmq.heartbeatSeconds, name: `${config.app.name}-consumer`, logger });
+    }
+    this.rabbitPublisher = new RabbitPublisher(config, { logger, ...(this.amqp ? { connection: this.amqp } : {}) });
+    const publishers = { kafka: this.publisher, rabbitmq: this.rabbitPublisher };
+    this.sources = this.handlers.map((spec) =>
+      spec.broker === 'rabbitmq'
+        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger })
+        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger }),
     );
     logger.info(
-      { handlers: this.handlers.map((h) => ({ name: h.name, topics: h.topics, group: h.group, file: h.file })), poolSize: this.pool.size },
+      {
+        handlers: this.handlers.map((h) =>
+          h.queue ? { name: h.name, queue: h.queue.name, exchange: h.queue.exchange, file: h.file } : { name: h.name, topics: h.topics, group: h.group, file: h.file },
+        ),
+        poolSize: this.pool.size,
+      },
       'starting',
     );
-    await Promise.all(this.sources.map((s) => s.start()));
+    // queues first: their exchanges and bindings exist before any handler can publish to them
+    await Promise.all(this.sources.filter((s) => s instanceof RabbitSource).map((s) => s.start()));
+    if (this.stopping) return;
+    await Promise.all(this.sources.filter((s) => s instanceof KafkaSource).map((s) => s.start()));
     if (this.stopping) return; // stopped during start-up
     logger.info('running');
   }
@@ -81,6 +103,8 @@ export class Runtime {
       await Promise.all(this.sources.map((s) => s.stop(deadlineMs)));
       await this.deadLetters?.close();
       await this.publisher?.close();
+      await this.rabbitPublisher?.close();
+      await this.amqp?.close().catch(() => {});
       await this.pool?.close();
       this.logger.info({ ...this.stats, stopMs: Date.now() - started }, 'stopped');
     })();
@@ -88,6 +112,6 @@ export class Runtime {
   }
 
   assignment(): Array<{ group: string; topic: string; partition: number }> {
-    return this.sources.flatMap((s) => s.assignment().map((tp) => ({ group: s.spec.group, ...tp })));
+    return this.sources.flatMap((s) => (s instanceof KafkaSource ? s.assignment().map((tp) => ({ group: s.spec.group, ...tp })) : []));
   }
 }

@@ -9,6 +9,7 @@
  * and KAFKA_ENABLE_IDEMPOTENCE=0 as true (anything but "false" is true).
  */
 import convict from 'convict';
+import { redactUrl } from '../ops/redact.ts';
 
 export interface ConveyorConfig {
   app: {
@@ -57,6 +58,12 @@ export interface ConveyorConfig {
     circuitBreakerThreshold: number;
     /** Seconds an open circuit waits before it lets one publish through (half_open). */
     circuitBreakerResetSeconds: number;
+  };
+  rabbitmq: {
+    /** amqp:// or amqps:// URL, credentials included (redacted in logs). */
+    url: string;
+    /** AMQP heartbeat: a dead connection is noticed within about twice this. */
+    heartbeatSeconds: number;
   };
   handlers: {
     /** Directory of handler files, relative to the process's working directory. */
@@ -107,12 +114,18 @@ const formats = new Map<string, SettingFormat>();
  * `coerce` reads an environment variable or a file's string, returning the text unchanged when it does not parse,
  * so the rejection shows what was given.
  */
-function registered(name: string, expected: string, accepts: (value: unknown) => boolean | string, coerce?: (text: string) => unknown): string {
+function registered(
+  name: string,
+  expected: string,
+  accepts: (value: unknown) => boolean | string,
+  coerce?: (text: string) => unknown,
+  show: (value: unknown) => string = describeValue,
+): string {
   if (formats.has(name)) return name;
   const check = (value: unknown): string | undefined => {
     const verdict = accepts(value);
     if (verdict === true) return undefined;
-    return `must be ${expected}; got ${describeValue(value)}${typeof verdict === 'string' ? ` (${verdict})` : ''}`;
+    return `must be ${expected}; got ${show(value)}${typeof verdict === 'string' ? ` (${verdict})` : ''}`;
   };
   formats.set(name, { expected, check });
   convict.addFormat({
@@ -183,6 +196,24 @@ const TOPIC_OR_EMPTY = registered(
   'conveyor:topic-or-empty',
   'empty or a Kafka topic name (1 to 249 letters, digits, ".", "_" or "-"; not "." or "..")',
   (x) => typeof x === 'string' && (x === '' || isTopicName(x)),
+);
+
+/** An amqp:// or amqps:// URL with a host. */
+function isAmqpUrl(x: string): boolean {
+  try {
+    const u = new URL(x);
+    return (u.protocol === 'amqp:' || u.protocol === 'amqps:') && u.hostname.length > 0;
+  } catch {
+    return false;
+  }
+}
+const AMQP_URL = registered(
+  'conveyor:amqp-url',
+  'an amqp:// or amqps:// URL (amqp://user:password@host:5672/vhost)',
+  (x) => typeof x === 'string' && isAmqpUrl(x),
+  undefined,
+  // the password never appears in an error message
+  (x) => describeValue(typeof x === 'string' ? redactUrl(x) : x),
 );
 
 const HOST_PORT = /^(?<host>\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_][a-zA-Z0-9._-]*):(?<port>\d{1,5})$/;
@@ -318,6 +349,21 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: decimal(1, 3600),
       default: 30,
       env: 'KAFKA_CIRCUIT_BREAKER_RESET_TIMEOUT',
+    },
+  },
+  rabbitmq: {
+    url: {
+      doc: 'RabbitMQ to consume queues from and publish to: amqp://user:password@host:5672/vhost (amqps:// for TLS). Credentials are redacted in logs.',
+      format: AMQP_URL,
+      default: 'amqp://guest:guest@localhost:5672',
+      env: 'AMQP_URL',
+      sensitive: true,
+    },
+    heartbeatSeconds: {
+      doc: 'AMQP heartbeat interval in seconds: a dead connection is noticed within about twice this, then the client reconnects (100 ms, 1 s, 10 s, then every 30 s).',
+      format: integer(1, 600),
+      default: 10,
+      env: 'RABBITMQ_HEARTBEAT_SECONDS',
     },
   },
   handlers: {

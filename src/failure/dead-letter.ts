@@ -19,6 +19,8 @@ export interface DeadLetterEnvelope {
     readonly partition: number;
     readonly timestamp: string;
     readonly headers: Record<string, string>;
+    /** RabbitMQ only: the exchange the message was published to ('' = default exchange); `key` is its routing key. */
+    readonly exchange?: string;
   };
   readonly failure_reason: string;
   readonly failure_timestamp: string;
@@ -80,6 +82,7 @@ export function buildDeadLetter(input: {
       partition: input.partition,
       timestamp: record.timestamp,
       headers,
+      ...(record.exchange !== undefined ? { exchange: record.exchange } : {}),
     },
     failure_reason: input.error.message,
     failure_timestamp: (input.now ?? new Date()).toISOString(),
@@ -110,8 +113,13 @@ export function buildDeadLetter(input: {
   };
 }
 
+/** Where dead letters go; `publish` resolves only once the broker confirmed the letter. */
+export interface DeadLetterSink {
+  publish(letter: DeadLetter): Promise<void>;
+}
+
 /** One producer for all dead letters: idempotent, acks=all; `publish` resolves only on the broker's acknowledgement. */
-export class DeadLetterPublisher {
+export class DeadLetterPublisher implements DeadLetterSink {
   private readonly producer: Producer;
   private connected: Promise<void> | undefined;
 

@@ -10,8 +10,9 @@ export interface HandlerMessage<T = unknown> {
   readonly topic: string;
   /** Kafka partition; -1 for RabbitMQ. */
   readonly partition: number;
-  /** Kafka offset as a decimal string; the delivery tag for RabbitMQ. */
+  /** Kafka offset as a decimal string; for RabbitMQ, the runner's receipt sequence number (order of delivery). */
   readonly offset: string;
+  /** Kafka message key; for RabbitMQ, the routing key the message was published with. */
   readonly key: string | null;
   /** The payload after deserialization (`json` by default). */
   readonly value: T;
@@ -29,16 +30,25 @@ export interface HandlerContext {
   /** A pino logger carrying handler, topic, partition and offset. */
   readonly log: HandlerLogger;
   /**
-   * Publishes events to Kafka as part of handling this message: the runner sends them (in order, acks per
-   * KAFKA_ACKS) after `handle` returned and before the message is acknowledged. If `handle` fails, nothing it
-   * published is sent; if sending fails, the message is retried like any failure (so events are at-least-once).
+   * Publishes events as part of handling this message: the runner sends them (in order, confirmed by the broker)
+   * after `handle` returned and before the message is acknowledged. If `handle` fails, nothing it published is
+   * sent; if sending fails, the message is retried like any failure (so events are at-least-once).
+   * By default events go to the broker the handler consumes from: for Kafka, `destination` is a topic; for
+   * RabbitMQ, an exchange (`''`: the default exchange, the key names the queue) and each event's key is its
+   * routing key. `{ broker }` sends to the other one.
    */
-  publish(topic: string, events: OutgoingEvent | readonly OutgoingEvent[]): void;
+  publish(destination: string, events: OutgoingEvent | readonly OutgoingEvent[], options?: PublishOptions): void;
+}
+
+export type Broker = 'kafka' | 'rabbitmq';
+
+export interface PublishOptions {
+  readonly broker?: Broker;
 }
 
 /** An event a handler publishes through `ctx.publish`. */
 export interface OutgoingEvent {
-  /** Same key, same partition. */
+  /** Kafka: same key, same partition. RabbitMQ: the routing key. */
   readonly key?: string | null;
   /** Objects are sent as JSON; strings as they are. */
   readonly value: unknown;
@@ -72,14 +82,30 @@ export interface HandlerDeclaration<T = unknown> {
   readonly topic?: string;
   /** ... or several. */
   readonly topics?: readonly string[];
+  /** ... or a RabbitMQ queue (durable; declared if missing). */
+  readonly queue?: string;
+  /** RabbitMQ: bind the queue to this exchange (durable; declared as `exchangeType` if missing) ... */
+  readonly exchange?: string;
+  /** ... with this routing key or pattern (default `#`: everything a topic exchange gets). */
+  readonly routingKey?: string;
+  /** RabbitMQ: type of `exchange` when it has to be declared (default `topic`). */
+  readonly exchangeType?: 'direct' | 'topic' | 'fanout' | 'headers';
+  /**
+   * RabbitMQ: messages handled at the same time. 1 (default): in order of delivery, one at a time. N: up to N
+   * in parallel, no order.
+   */
+  readonly concurrency?: number;
+  /** RabbitMQ: unacknowledged messages the broker may deliver ahead (basic.qos; default: `concurrency`). */
+  readonly prefetch?: number;
   /** Kafka consumer group; defaults to one derived from the runner's group and the handler name. */
   readonly group?: string;
   readonly retry?: RetryPolicy;
   /** Milliseconds before the handler's signal is aborted and the attempt fails as a timeout. */
   readonly timeoutMs?: number;
-  /** Where messages go after the last attempt (default `<topic>.dlq`, or KAFKA_DEAD_LETTER_TOPIC);
-   *  `false` keeps retrying (capped backoff) instead of dead-lettering. */
-  readonly deadLetter?: { readonly topic: string } | false;
+  /** Where messages go after the last attempt: Kafka `{ topic }` (default `<topic>.dlq`, or
+   *  KAFKA_DEAD_LETTER_TOPIC), RabbitMQ `{ queue }` (default `<queue>.dlq`); `false` keeps retrying (capped
+   *  backoff) instead of dead-lettering. */
+  readonly deadLetter?: { readonly topic: string } | { readonly queue: string } | false;
   readonly deserialize?: Deserializer;
   handle(message: HandlerMessage<T>, ctx: HandlerContext): Promise<void> | void;
 }

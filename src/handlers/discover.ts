@@ -9,22 +9,39 @@ import { pathToFileURL } from 'node:url';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { HandlerDeclarationError } from '../failure/errors.ts';
 import type { BackoffPolicy } from '../failure/backoff.ts';
-import { isHandler, type Deserializer, type Handler } from './define-handler.ts';
+import { isHandler, type Broker, type Deserializer, type Handler } from './define-handler.ts';
 
 /** A handler as the runtime uses it: declaration checked and defaults filled in from the config. */
 export interface HandlerSpec {
   readonly name: string;
   readonly file: string;
   readonly url: string;
+  /** Where it consumes from. */
+  readonly broker: Broker;
+  /** Kafka topics; for RabbitMQ the one queue. */
   readonly topics: readonly string[];
+  /** RabbitMQ handlers only. */
+  readonly queue?: QueueSpec;
   readonly group: string;
   /** Retries after the first failed attempt. */
   readonly maxRetries: number;
   readonly backoff: BackoffPolicy;
   readonly timeoutMs: number;
   readonly deserialize: Deserializer;
-  /** Dead-letter topic for a source topic, or null when the handler opted out (retries forever). */
+  /** Dead-letter topic (RabbitMQ: queue) for a source topic, or null when the handler opted out (retries forever). */
   deadLetterTopicFor(topic: string): string | null;
+}
+
+export interface QueueSpec {
+  readonly name: string;
+  /** Bound to this exchange with `routingKey`, when declared. */
+  readonly exchange?: string;
+  readonly routingKey: string;
+  readonly exchangeType: 'direct' | 'topic' | 'fanout' | 'headers';
+  /** Messages handled at once: 1 keeps the order of delivery. */
+  readonly concurrency: number;
+  /** basic.qos: unacknowledged deliveries the broker may send ahead. */
+  readonly prefetch: number;
 }
 
 const HANDLER_EXTENSIONS = new Set(['.js', '.mjs', '.ts', '.mts']);
@@ -34,6 +51,54 @@ const DESERIALIZERS: readonly Deserializer[] = ['json', 'string', 'buffer'];
 export function isTopicName(name: unknown): name is string {
   return typeof name === 'string' && TOPIC.test(name) && name !== '.' && name !== '..';
 }
+
+// AMQP allows 255 bytes; 200 leaves room for the .retry.<n> and .dlq queues Conveyor derives from it
+const QUEUE = /^[a-zA-Z0-9._:\/-]{1,200}$/;
+const EXCHANGE_TYPES = ['direct', 'topic', 'fanout', 'headers'] as const;
+
+/** A queue name Conveyor may declare: AMQP reserves the `amq.` prefix for the broker. */
+export function isQueueName(name: unknown): name is string {
+  return typeof name === 'string' && QUEUE.test(name) && !name.startsWith('amq.');
+}
+
+const isIntIn = (x: unknown, min: number, max: number): boolean => Number.isInteger(x) && (x as number) >= min && (x as number) <= max;
+
+/** The RabbitMQ part of a declaration. */
+function queueProblems(d: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const kafkaOnly = ['topic', 'topics', 'group'].filter((k) => d[k] !== undefined);
+  if (kafkaOnly.length > 0) problems.push(`declare either a RabbitMQ queue or Kafka topics, not both (${['queue', ...kafkaOnly].join(', ')} given)`);
+  if (!isQueueName(d.queue)) {
+    problems.push(`queue must be a RabbitMQ queue name (1-200 letters, digits, '.', '_', ':', '/' or '-', not starting with "amq."); got ${JSON.stringify(d.queue)}`);
+  }
+  if (d.exchange !== undefined && !(typeof d.exchange === 'string' && QUEUE.test(d.exchange))) {
+    problems.push(`exchange must be an exchange name (1-200 letters, digits, '.', '_', ':', '/' or '-'); got ${JSON.stringify(d.exchange)}`);
+  }
+  if (d.routingKey !== undefined) {
+    if (d.exchange === undefined) problems.push('routingKey needs an exchange to bind the queue to: add exchange: "<name>"');
+    else if (typeof d.routingKey !== 'string' || d.routingKey.length > 255) problems.push(`routingKey must be a string of at most 255 characters; got ${JSON.stringify(d.routingKey)}`);
+  }
+  if (d.exchangeType !== undefined) {
+    if (d.exchange === undefined) problems.push('exchangeType needs an exchange: add exchange: "<name>"');
+    else if (!EXCHANGE_TYPES.includes(d.exchangeType as never)) problems.push(`exchangeType must be one of ${EXCHANGE_TYPES.join(', ')}; got ${JSON.stringify(d.exchangeType)}`);
+  }
+  if (d.concurrency !== undefined && !isIntIn(d.concurrency, 1, 256)) {
+    problems.push(`concurrency must be an integer from 1 (in order, one at a time) to 256; got ${JSON.stringify(d.concurrency)}`);
+  }
+  if (d.prefetch !== undefined) {
+    if (!isIntIn(d.prefetch, 1, 65_535)) problems.push(`prefetch must be an integer from 1 to 65535; got ${JSON.stringify(d.prefetch)}`);
+    else if (isIntIn(d.concurrency, 1, 256) && (d.prefetch as number) < (d.concurrency as number)) {
+      problems.push(`prefetch (${d.prefetch as number}) must be at least concurrency (${d.concurrency as number}), or some of the parallel slots never get a message`);
+    }
+  }
+  if (d.deadLetter !== undefined && d.deadLetter !== false) {
+    const dl = d.deadLetter as { queue?: unknown };
+    if (typeof dl !== 'object' || dl === null || !isQueueName(dl.queue)) problems.push('deadLetter must be false or { queue: "<queue name>" } for a RabbitMQ handler');
+  }
+  return problems;
+}
+
+const RABBIT_ONLY = ['exchange', 'routingKey', 'exchangeType', 'concurrency', 'prefetch'] as const;
 
 /** Everything wrong with a declaration, one line each; empty when it is sound. Pure. */
 export function declarationProblems(decl: unknown): string[] {
@@ -48,9 +113,12 @@ export function declarationProblems(decl: unknown): string[] {
   }
   const hasTopic = d.topic !== undefined;
   const hasTopics = d.topics !== undefined;
-  if (d.queue !== undefined) problems.push('queue (RabbitMQ) handlers are not supported yet; declare a Kafka topic');
+  if (d.queue !== undefined) problems.push(...queueProblems(d));
+  else {
+    for (const k of RABBIT_ONLY) if (d[k] !== undefined) problems.push(`${k} applies to RabbitMQ handlers only (declare queue: "<name>")`);
+  }
   if (hasTopic && hasTopics) problems.push('declare either topic or topics, not both');
-  if (!hasTopic && !hasTopics && d.queue === undefined) problems.push('declares no topic: add topic: "<name>" or topics: ["<name>", ...]');
+  if (!hasTopic && !hasTopics && d.queue === undefined) problems.push('declares no topic or queue: add topic: "<name>", topics: ["<name>", ...] or queue: "<name>"');
   if (hasTopic && !isTopicName(d.topic)) problems.push(`topic must be a Kafka topic name ([a-zA-Z0-9._-], 1-249 characters); got ${JSON.stringify(d.topic)}`);
   if (hasTopics) {
     if (!Array.isArray(d.topics) || d.topics.length === 0) problems.push('topics must be a non-empty array of topic names');
@@ -77,7 +145,7 @@ export function declarationProblems(decl: unknown): string[] {
   if (d.timeoutMs !== undefined && !(Number.isInteger(d.timeoutMs) && (d.timeoutMs as number) >= 1 && (d.timeoutMs as number) <= 3_600_000)) {
     problems.push(`timeoutMs must be an integer from 1 to 3600000; got ${JSON.stringify(d.timeoutMs)}`);
   }
-  if (d.deadLetter !== undefined && d.deadLetter !== false) {
+  if (d.queue === undefined && d.deadLetter !== undefined && d.deadLetter !== false) {
     const dl = d.deadLetter as { topic?: unknown };
     if (typeof dl !== 'object' || dl === null || !isTopicName(dl.topic)) {
       problems.push('deadLetter must be false or { topic: "<kafka topic name>" }');
@@ -92,22 +160,42 @@ export function declarationProblems(decl: unknown): string[] {
 /** Fills a sound declaration's defaults from the configuration. Pure. */
 export function toSpec(decl: Handler, file: string, config: ConveyorConfig): HandlerSpec {
   const name = decl.name ?? basename(file, extname(file));
-  const topics = decl.topics ? [...decl.topics] : [decl.topic!];
+  const queue = decl.queue;
+  const topics = queue !== undefined ? [queue] : decl.topics ? [...decl.topics] : [decl.topic!];
   const baseMs = decl.retry?.backoffMs ?? config.retry.backoffBaseSeconds * 1000;
   const maxMs = Math.max(baseMs, decl.retry?.maxBackoffMs ?? config.retry.backoffMaxSeconds * 1000);
   const deadLetter = decl.deadLetter;
+  const concurrency = decl.concurrency ?? 1;
   return {
     name,
     file,
     url: pathToFileURL(file).href,
+    broker: queue !== undefined ? 'rabbitmq' : 'kafka',
     topics,
+    ...(queue !== undefined
+      ? {
+          queue: {
+            name: queue,
+            ...(decl.exchange !== undefined ? { exchange: decl.exchange } : {}),
+            routingKey: decl.routingKey ?? '#',
+            exchangeType: decl.exchangeType ?? 'topic',
+            concurrency,
+            prefetch: decl.prefetch ?? concurrency,
+          },
+        }
+      : {}),
     group: decl.group ?? `${config.kafka.environment}.${config.kafka.group}.${name}`,
     maxRetries: decl.retry?.attempts ?? config.retry.maxAttempts,
     backoff: { baseMs, maxMs },
     timeoutMs: decl.timeoutMs ?? config.handlers.timeoutMs,
     deserialize: decl.deserialize ?? 'json',
-    deadLetterTopicFor: (topic) =>
-      deadLetter === false ? null : deadLetter?.topic ?? (config.kafka.deadLetterTopic || `${topic}.dlq`),
+    deadLetterTopicFor: (topic) => {
+      if (deadLetter === false) return null;
+      if (deadLetter && 'queue' in deadLetter) return deadLetter.queue;
+      if (deadLetter && 'topic' in deadLetter) return deadLetter.topic;
+      // KAFKA_DEAD_LETTER_TOPIC is a Kafka topic: RabbitMQ handlers keep their own <queue>.dlq
+      return queue === undefined && config.kafka.deadLetterTopic ? config.kafka.deadLetterTopic : `${topic}.dlq`;
+    },
   };
 }
 

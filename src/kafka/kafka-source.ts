@@ -8,13 +8,13 @@ import { OffsetTracker } from '../ack/offset-tracker.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { RECONNECT_BACKOFF } from '../failure/backoff.ts';
 import type { DeadLetterPublisher } from '../failure/dead-letter.ts';
+import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Instrumentation } from '../lanes/instrumentation.ts';
-import { LaneDriver } from '../lanes/lane-driver.ts';
+import { LaneDriver, type EventSender } from '../lanes/lane-driver.ts';
 import { PartitionLane, type LaneRecord } from '../lanes/partition-lane.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
-import type { KafkaPublisher } from '../publish/kafka-publisher.ts';
 import type { Consumer, IHeaders, Kafka, KafkaMessage } from './client.ts';
 
 const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = kafkaJavascript.CODES.ERRORS;
@@ -34,7 +34,7 @@ export interface KafkaSourceDeps {
   readonly kafka: Kafka;
   readonly pool: WorkerPool;
   readonly deadLetters: DeadLetterPublisher;
-  readonly publisher: KafkaPublisher;
+  readonly publishers: Readonly<Record<Broker, EventSender>>;
   readonly events: Instrumentation;
   readonly logger: Logger;
 }
@@ -129,10 +129,11 @@ export class KafkaSource {
     if (!state) {
       const lane = new PartitionLane(topic, partition, this.config.lanes);
       const tracker = new OffsetTracker();
-      const driver = new LaneDriver(lane, tracker, this.spec, {
+      const driver = new LaneDriver(lane, this.spec, {
         pool: this.deps.pool,
         deadLetters: this.deps.deadLetters,
-        publisher: this.deps.publisher,
+        publishers: this.deps.publishers,
+        acknowledge: (record) => tracker.ack(record.offset),
         events: this.deps.events,
         logger: this.deps.logger,
         maxBatch: this.config.pool.maxBatch,

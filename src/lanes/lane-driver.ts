@@ -4,23 +4,40 @@
  * then dead-letters it and acknowledges only after the broker confirmed the dead letter.
  * While a lane waits (retry delay, dead-letter outage), other lanes run on.
  */
-import type { OffsetTracker } from '../ack/offset-tracker.ts';
 import { backoffDelay, sleep } from '../failure/backoff.ts';
 import { classifyFailure, errorType } from '../failure/classify.ts';
-import { buildDeadLetter, type DeadLetterPublisher } from '../failure/dead-letter.ts';
+import { buildDeadLetter, type DeadLetterSink } from '../failure/dead-letter.ts';
+import type { ConveyorError } from '../failure/errors.ts';
+import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { PublishedEvent } from '../pool/protocol.ts';
 import type { WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
-import type { KafkaPublisher } from '../publish/kafka-publisher.ts';
+import type { PublishMessage } from '../publish/kafka-publisher.ts';
 import type { Instrumentation } from './instrumentation.ts';
-import type { PartitionLane } from './partition-lane.ts';
+import type { LaneRecord, PartitionLane } from './partition-lane.ts';
+
+/** Sends events to one broker and resolves once it confirmed them. */
+export interface EventSender {
+  publish(destination: string, messages: readonly PublishMessage[]): Promise<unknown>;
+}
 
 export interface LaneDriverDeps {
   readonly pool: WorkerPool;
-  readonly deadLetters: DeadLetterPublisher;
-  /** Sends what handlers published with ctx.publish. */
-  readonly publisher: KafkaPublisher;
+  readonly deadLetters: DeadLetterSink;
+  /** Send what handlers published with ctx.publish, per broker. */
+  readonly publishers: Readonly<Record<Broker, EventSender>>;
+  /**
+   * Acknowledges a record that was handled or dead-lettered (Kafka: mark its offset committable; RabbitMQ: ack
+   * the delivery). Called once per record, in lane order.
+   */
+  readonly acknowledge: (record: LaneRecord) => void;
+  /**
+   * RabbitMQ: hands a failed record to a delayed retry outside the lane (a retry queue) and resolves once the
+   * broker holds it; the lane then acknowledges the record and goes on. Without it (Kafka), the lane waits the
+   * delay itself and retries the record in place, keeping the partition's order.
+   */
+  readonly retryLater?: (record: LaneRecord, nextAttempt: number, delayMs: number, error: ConveyorError) => Promise<void>;
   readonly events: Instrumentation;
   readonly logger: Logger;
   /** Max consecutive messages per worker task. */
@@ -31,7 +48,6 @@ export interface LaneDriverDeps {
 
 export class LaneDriver {
   readonly lane: PartitionLane;
-  private readonly tracker: OffsetTracker;
   private readonly spec: HandlerSpec;
   private readonly deps: LaneDriverDeps;
   private readonly stopping = new AbortController();
@@ -40,9 +56,8 @@ export class LaneDriver {
   private headAttempt = 1;
   private readonly log: Logger;
 
-  constructor(lane: PartitionLane, tracker: OffsetTracker, spec: HandlerSpec, deps: LaneDriverDeps) {
+  constructor(lane: PartitionLane, spec: HandlerSpec, deps: LaneDriverDeps) {
     this.lane = lane;
-    this.tracker = tracker;
     this.spec = spec;
     this.deps = deps;
     this.log = deps.logger.child({ handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition });
@@ -95,8 +110,8 @@ export class LaneDriver {
       const events = result.published[i];
       if (!events || events.length === 0) continue;
       try {
-        for (const [topic, group] of consecutiveByTopic(events)) {
-          await this.deps.publisher.publish(topic, group.map((e) => ({
+        for (const [broker, topic, group] of consecutiveByDestination(events)) {
+          await this.deps.publishers[broker].publish(topic, group.map((e) => ({
             key: e.key, value: e.value,
             ...(e.headers ? { headers: e.headers } : {}),
             ...(e.partition !== undefined ? { partition: e.partition } : {}),
@@ -113,12 +128,18 @@ export class LaneDriver {
   }
 
   private async loop(): Promise<void> {
-    const { lane, tracker, spec, deps } = this;
+    const { lane, spec, deps } = this;
     const signal = this.stopping.signal;
     while (!lane.closed && lane.size > 0) {
       lane.busy = true;
       const batch = lane.peekBatch(deps.maxBatch);
       const started = performance.now();
+      // RabbitMQ deliveries carry their own attempt number; a Kafka lane counts the head's attempts itself
+      let attempts: number[] | undefined;
+      if (deps.retryLater) {
+        this.headAttempt = batch[0]!.attempt ?? 1;
+        if (batch.some((r) => (r.attempt ?? 1) > 1)) attempts = batch.map((r) => r.attempt ?? 1);
+      }
       const result = await this.sendPublished(await deps.pool.run({
         url: spec.url,
         handler: spec.name,
@@ -127,11 +148,13 @@ export class LaneDriver {
         deserialize: spec.deserialize,
         timeoutMs: spec.timeoutMs,
         firstAttempt: this.headAttempt,
+        ...(attempts ? { attempts } : {}),
+        broker: spec.broker,
         messages: batch,
       }));
       // Acknowledge what the worker completed, even if the lane was revoked meanwhile: the revoke waits
       // for this batch and commits it.
-      for (let i = 0; i < result.completed; i++) tracker.ack(batch[i]!.offset);
+      for (let i = 0; i < result.completed; i++) deps.acknowledge(batch[i]!);
       if (result.completed > 0) {
         const last = batch[result.completed - 1]!;
         deps.events.emit('messages.handled', {
@@ -159,6 +182,13 @@ export class LaneDriver {
           `attempt ${this.headAttempt} failed, retrying in ${delayMs} ms`,
         );
         deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: error.message });
+        if (deps.retryLater) {
+          const retryLater = deps.retryLater;
+          const next = this.headAttempt + 1;
+          if (!(await this.untilConfirmed('retry publish', offset, () => retryLater(record, next, delayMs, error)))) return;
+          this.finish(record);
+          continue;
+        }
         try {
           await sleep(delayMs, signal);
         } catch {
@@ -173,44 +203,67 @@ export class LaneDriver {
         deadLetterTopic, topic: lane.topic, partition: lane.partition, record, error,
         retryCount: retriesDone, handler: spec.name, group: spec.group,
       });
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await deps.deadLetters.publish(letter);
-          break;
-        } catch (err) {
-          const delayMs = backoffDelay(Math.min(attempt, 16), { baseMs: 200, maxMs: 30_000 });
-          this.log.error(
-            { offset, deadLetterTopic, attempt: attempt + 1, delayMs, err },
-            'dead-letter publish failed; the lane holds this message (nothing after it is committed) and tries again',
-          );
-          deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt: attempt + 1, reason: (err as Error).message });
-          try {
-            await sleep(delayMs, signal);
-          } catch {
-            return;
-          }
-        }
-      }
+      const confirmed = await this.untilConfirmed('dead-letter publish', offset, () => deps.deadLetters.publish(letter), (attempt, delayMs, err) => {
+        deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt, reason: (err as Error).message });
+        this.log.error(
+          { offset, deadLetterTopic, attempt, delayMs, err },
+          'dead-letter publish failed; the lane holds this message (nothing after it is acknowledged) and tries again',
+        );
+      });
+      if (!confirmed) return;
       this.log.error(
         { offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error },
         'message dead-lettered',
       );
       deps.events.emit('message.dead_lettered', { ...event, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error) });
-      tracker.ack(record.offset);
-      this.headAttempt = 1;
-      if (!lane.closed) lane.release(1);
-      deps.onDrained(lane);
+      this.finish(record);
+    }
+  }
+
+  /** The head record left the lane (dead-lettered, or handed to a delayed retry): acknowledge and release it. */
+  private finish(record: LaneRecord): void {
+    this.deps.acknowledge(record);
+    this.headAttempt = 1;
+    if (!this.lane.closed) this.lane.release(1);
+    this.deps.onDrained(this.lane);
+  }
+
+  /**
+   * Runs `send` until the broker confirms, backing off between failures (200 ms doubling to 30 s, jittered) while
+   * the lane holds the message. False when the lane stopped first: the message stays unacknowledged.
+   */
+  private async untilConfirmed(
+    what: string,
+    offset: string,
+    send: () => Promise<void>,
+    onFailure?: (attempt: number, delayMs: number, err: unknown) => void,
+  ): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopping.signal.aborted) return false;
+      try {
+        await send();
+        return true;
+      } catch (err) {
+        const delayMs = backoffDelay(Math.min(attempt, 16), { baseMs: 200, maxMs: 30_000 });
+        if (onFailure) onFailure(attempt + 1, delayMs, err);
+        else this.log.error({ offset, attempt: attempt + 1, delayMs, err }, `${what} failed; the lane holds this message and tries again`);
+        try {
+          await sleep(delayMs, this.stopping.signal);
+        } catch {
+          return false;
+        }
+      }
     }
   }
 }
 
-/** Runs of consecutive events with the same topic, in order: each run is one send. */
-function consecutiveByTopic(events: readonly PublishedEvent[]): Array<[string, PublishedEvent[]]> {
-  const runs: Array<[string, PublishedEvent[]]> = [];
+/** Runs of consecutive events for the same broker and destination, in order: each run is one send. */
+function consecutiveByDestination(events: readonly PublishedEvent[]): Array<[Broker, string, PublishedEvent[]]> {
+  const runs: Array<[Broker, string, PublishedEvent[]]> = [];
   for (const e of events) {
     const last = runs[runs.length - 1];
-    if (last && last[0] === e.topic) last[1].push(e);
-    else runs.push([e.topic, [e]]);
+    if (last && last[0] === e.broker && last[1] === e.topic) last[2].push(e);
+    else runs.push([e.broker, e.topic, [e]]);
   }
   return runs;
 }

@@ -14,6 +14,10 @@ export interface LaneRecord {
   readonly timestamp: string;
   /** Bytes the record holds in memory (key + value + headers), for the lane's byte bound. */
   readonly size: number;
+  /** RabbitMQ: the attempt this delivery is (from Conveyor's attempt header); Kafka retries in-lane instead. */
+  readonly attempt?: number;
+  /** RabbitMQ: the exchange it was first published to ('' for the default exchange). */
+  readonly exchange?: string;
 }
 
 export interface LaneLimits {

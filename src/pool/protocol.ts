@@ -6,7 +6,7 @@
  * started the current one, so the main thread knows exactly which messages were handled even when it has
  * to terminate the worker (timeout) or the worker dies (crash).
  */
-import type { Deserializer } from '../handlers/define-handler.ts';
+import type { Broker, Deserializer } from '../handlers/define-handler.ts';
 
 /** A message as the main thread hands it over (a lane's record fits as it is: no per-message copy object). */
 export interface TaskMessage {
@@ -25,8 +25,12 @@ export interface HandlerTask {
   readonly partition: number;
   readonly deserialize: Deserializer;
   readonly timeoutMs: number;
-  /** Attempt number of the first message (a retry re-sends the failed message first); the rest are attempt 1. */
+  /** Attempt number of the first message (a retry re-sends the failed message first); the rest are attempt 1 ... */
   readonly firstAttempt: number;
+  /** ... unless each message carries its own (RabbitMQ: the attempt travels with the message, in a header). */
+  readonly attempts?: readonly number[];
+  /** Where ctx.publish sends by default: the broker the handler consumes from. */
+  readonly broker?: Broker;
   readonly messages: readonly TaskMessage[];
   /** Layout: Int32 [0] = messages completed, Int32 [1] = 1 once a completed message published events; Float64 [1] = Date.now() when the current message started. */
   readonly progress: SharedArrayBuffer;
@@ -129,6 +133,8 @@ export interface FailureReport {
 
 /** An event published by a handler (ctx.publish), encoded in the worker, sent by the main thread. */
 export interface PublishedEvent {
+  readonly broker: Broker;
+  /** Kafka topic, or RabbitMQ exchange ('' is the default exchange: the key names the queue). */
   readonly topic: string;
   readonly key: string | null;
   readonly value: string | null;

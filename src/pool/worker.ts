@@ -3,7 +3,7 @@
  * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify.
  */
 import { pino, type Logger } from 'pino';
-import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent } from '../handlers/define-handler.ts';
+import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
 import { unpackBatch, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
@@ -84,7 +84,7 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
       headers: headersOf(m.headers),
       timestamp: Number(m.timestamp),
     };
-    const attempt = i === 0 ? task.firstAttempt : 1;
+    const attempt = task.attempts?.[i] ?? (i === 0 ? task.firstAttempt : 1);
     const outbox: PublishedEvent[] = [];
     const handled = handleOne(handler, task, message, attempt, outbox);
     const failure = handled instanceof Promise ? await handled : handled;
@@ -131,11 +131,17 @@ function handleOne(
       log ??= baseLogger.child({ handler: task.handler, topic: message.topic, partition: message.partition, offset: message.offset });
       return log;
     },
-    publish(topic: string, events: OutgoingEvent | readonly OutgoingEvent[]): void {
-      if (typeof topic !== 'string' || topic.length === 0) throw new TypeError('ctx.publish(topic, events): topic must be a non-empty string');
+    publish(destination: string, events: OutgoingEvent | readonly OutgoingEvent[], options?: PublishOptions): void {
+      const broker = options?.broker ?? task.broker ?? 'kafka';
+      if (broker !== 'kafka' && broker !== 'rabbitmq') throw new TypeError(`ctx.publish: broker must be 'kafka' or 'rabbitmq'; got ${JSON.stringify(broker)}`);
+      // RabbitMQ's default exchange is '' (the key names the queue); a Kafka topic cannot be empty
+      if (typeof destination !== 'string' || (broker === 'kafka' && destination.length === 0)) {
+        throw new TypeError(`ctx.publish(destination, events): destination must be ${broker === 'kafka' ? 'a non-empty topic name' : "an exchange name ('' for the default exchange)"}`);
+      }
       for (const e of Array.isArray(events) ? (events as readonly OutgoingEvent[]) : [events as OutgoingEvent]) {
         outbox.push({
-          topic,
+          broker,
+          topic: destination,
           key: e.key ?? null,
           value: encodeValue(e.value),
           ...(e.headers ? { headers: { ...e.headers } } : {}),

@@ -8,7 +8,9 @@
  * percentage over a rolling window instead).
  */
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
+import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure } from '../failure/errors.ts';
+import type { Logger } from '../ops/logger.ts';
 
 export type CircuitStateName = 'closed' | 'half_open' | 'open';
 
@@ -66,4 +68,15 @@ export class PublishCircuitBreaker {
       throw err;
     }
   }
+}
+
+/** The breaker a publisher gets from the configuration (`publish.circuitBreaker*`), logging every state change. */
+export function publishBreaker(config: ConveyorConfig, target: string, logger?: Logger): PublishCircuitBreaker {
+  const breaker = new PublishCircuitBreaker({
+    threshold: config.publish.circuitBreakerThreshold,
+    resetMs: config.publish.circuitBreakerResetSeconds * 1000,
+    target,
+  });
+  if (logger) breaker.onStateChange((state) => logger.warn({ circuitState: state, target }, `publish circuit breaker ${state}`));
+  return breaker;
 }

@@ -7,9 +7,10 @@
  */
 import { CompressionTypes, createKafka, type Producer } from '../kafka/client.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
-import { BrokerFailure } from '../failure/errors.ts';
+import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
 import type { Logger } from '../ops/logger.ts';
-import { PublishCircuitBreaker, type CircuitStateName } from './circuit-breaker.ts';
+import { publishBreaker, type CircuitStateName, type PublishCircuitBreaker } from './circuit-breaker.ts';
+import { RabbitPublisher } from './rabbitmq-publisher.ts';
 
 export interface PublishMessage {
   /** Same key, same partition: the order of one key's messages is kept. */
@@ -71,15 +72,7 @@ export class KafkaPublisher {
       'reconnect.backoff.ms': 100,
       'reconnect.backoff.max.ms': 30_000,
     } as never);
-    this.breaker = new PublishCircuitBreaker({
-      threshold: config.publish.circuitBreakerThreshold,
-      resetMs: config.publish.circuitBreakerResetSeconds * 1000,
-      target: `Kafka at ${this.brokers}`,
-    });
-    if (options.logger) {
-      const log = options.logger;
-      this.breaker.onStateChange((state) => log.warn({ circuitState: state, brokers: this.brokers }, `publish circuit breaker ${state}`));
-    }
+    this.breaker = publishBreaker(config, `Kafka at ${this.brokers}`, options.logger);
   }
 
   get circuitState(): CircuitStateName {
@@ -141,7 +134,26 @@ export class KafkaPublisher {
   }
 }
 
-/** A publisher for applications, configured like the runner (docs/configuration.md). */
-export function createPublisher(config: ConveyorConfig, options: { readonly logger?: Logger } = {}): KafkaPublisher {
-  return new KafkaPublisher(config, options);
+/** What both brokers' publishers offer (`destination`: a Kafka topic, or a RabbitMQ exchange with `key` as routing key). */
+export interface Publisher {
+  publish(destination: string, messages: PublishMessage | readonly PublishMessage[]): Promise<PublishedRecord[]>;
+  readonly circuitState: CircuitStateName;
+  close(): Promise<void>;
+}
+
+export interface CreatePublisherOptions {
+  /** Default 'kafka'. */
+  readonly broker?: 'kafka' | 'rabbitmq';
+  readonly logger?: Logger;
+}
+
+/** A publisher for applications, configured like the runner (docs/configuration.md): Kafka unless `broker: 'rabbitmq'`. */
+export function createPublisher(config: ConveyorConfig, options: CreatePublisherOptions & { readonly broker: 'rabbitmq' }): RabbitPublisher;
+export function createPublisher(config: ConveyorConfig, options?: CreatePublisherOptions & { readonly broker?: 'kafka' }): KafkaPublisher;
+export function createPublisher(config: ConveyorConfig, options?: CreatePublisherOptions): Publisher;
+export function createPublisher(config: ConveyorConfig, options: CreatePublisherOptions = {}): Publisher {
+  const { broker = 'kafka', logger } = options;
+  if (broker === 'rabbitmq') return new RabbitPublisher(config, logger ? { logger } : {});
+  if (broker === 'kafka') return new KafkaPublisher(config, logger ? { logger } : {});
+  throw new ConveyorError('conveyor.publisher.broker', `createPublisher: broker must be 'kafka' or 'rabbitmq', not ${JSON.stringify(broker)}`);
 }

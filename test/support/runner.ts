@@ -13,6 +13,8 @@ export interface Recorded {
   readonly seq: number;
   readonly partition: number;
   readonly offset: string;
+  /** Kafka key; RabbitMQ routing key. */
+  readonly key: string | null;
   readonly attempt: number;
   readonly thread: number;
   readonly pid: number;
@@ -28,8 +30,11 @@ export interface LogLine {
 }
 
 export interface RunnerOptions {
-  readonly topic: string;
-  readonly group: string;
+  /** Kafka topic and group of the recorder (TEST_TOPIC, TEST_GROUP) ... */
+  readonly topic?: string;
+  readonly group?: string;
+  /** ... or its RabbitMQ queue (TEST_QUEUE). */
+  readonly queue?: string;
   /** Environment of the runner: config overrides (docs/configuration.md) and the recorder's TEST_* settings. */
   readonly env?: Record<string, string>;
   readonly recordFile?: string;
@@ -111,6 +116,8 @@ export async function startRunner(options: RunnerOptions): Promise<RunnerProcess
       'kafka:',
       `  bootstrapServers: "${inject('kafkaBrokers')}"`,
       '  autoOffsetReset: earliest',
+      'rabbitmq:',
+      `  url: "${inject('amqpUrl')}"`,
       'handlers:',
       `  directory: "${resolve(options.handlersDir ?? 'test/fixtures/handlers')}"`,
       'commit:',
@@ -125,8 +132,9 @@ export async function startRunner(options: RunnerOptions): Promise<RunnerProcess
     env: {
       ...process.env,
       RECORD_FILE: recordFile,
-      TEST_TOPIC: options.topic,
-      TEST_GROUP: options.group,
+      ...(options.topic !== undefined ? { TEST_TOPIC: options.topic } : {}),
+      ...(options.group !== undefined ? { TEST_GROUP: options.group } : {}),
+      ...(options.queue !== undefined ? { TEST_QUEUE: options.queue } : {}),
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -49,6 +49,7 @@ const DEFAULTS: ConveyorConfig = {
   },
   retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
   publish: { timeoutMs: 5_000, compression: 'none', circuitBreakerThreshold: 5, circuitBreakerResetSeconds: 30 },
+  rabbitmq: { url: 'amqp://guest:guest@localhost:5672', heartbeatSeconds: 10 },
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
   pool: { size: 0, maxBatch: 64, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
@@ -339,6 +340,24 @@ describe('kafka.bootstrapServers', () => {
   ])('rejects %j, naming the bad entries', (servers, bad) => {
     expect(problemsOf({ env: { KAFKA_BOOTSTRAP_SERVERS: servers } })).toEqual([
       `kafka.bootstrapServers (KAFKA_BOOTSTRAP_SERVERS): must be a comma-separated list of host:port with ports from 1 to 65535; got ${JSON.stringify(servers)} (bad entries: ${bad})`,
+    ]);
+  });
+});
+
+describe('rabbitmq.url', () => {
+  it.each(['amqp://localhost', 'amqp://guest:guest@127.0.0.1:5672', 'amqps://u:p@mq.internal:5671/orders', 'amqp://rabbit/%2F'])('accepts %j', (url) => {
+    expect(loadConfig({ env: { AMQP_URL: url } }).rabbitmq.url).toBe(url);
+  });
+
+  it('rejects a URL of another scheme, and shows it without its password', () => {
+    expect(problemsOf({ env: { AMQP_URL: 'http://admin:s3cret@mq:5672' } })).toEqual([
+      'rabbitmq.url (AMQP_URL): must be an amqp:// or amqps:// URL (amqp://user:password@host:5672/vhost); got "http://admin:***@mq:5672/"',
+    ]);
+  });
+
+  it('rejects text that is not a URL', () => {
+    expect(problemsOf({ env: { AMQP_URL: 'localhost:5672' } })).toEqual([
+      'rabbitmq.url (AMQP_URL): must be an amqp:// or amqps:// URL (amqp://user:password@host:5672/vhost); got "localhost:5672"',
     ]);
   });
 });

@@ -38,7 +38,7 @@ describe('handler declarations', () => {
   });
 
   it('needs exactly one of topic and topics', () => {
-    expect(declarationProblems(defineHandler({ handle }))).toContain('declares no topic: add topic: "<name>" or topics: ["<name>", ...]');
+    expect(declarationProblems(defineHandler({ handle }))).toContain('declares no topic or queue: add topic: "<name>", topics: ["<name>", ...] or queue: "<name>"');
     expect(declarationProblems(defineHandler({ topic: 'a', topics: ['b'], handle }))).toContain('declare either topic or topics, not both');
     expect(declarationProblems(defineHandler({ topics: [], handle }))).toContain('topics must be a non-empty array of topic names');
   });
@@ -62,5 +62,67 @@ describe('handler declarations', () => {
     expect(own.maxRetries).toBe(0);
     expect(own.backoff.baseMs).toBe(5);
     expect(toSpec(defineHandler({ topic: 'orders', deadLetter: false, handle }), '/h/x.ts', config).deadLetterTopicFor('orders')).toBeNull();
+  });
+});
+
+describe('RabbitMQ queue declarations', () => {
+  const config = {
+    kafka: { environment: 'prod', group: 'shop', deadLetterTopic: 'kafka-dlq' },
+    retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
+    handlers: { timeoutMs: 30_000 },
+  } as ConveyorConfig;
+
+  it('accepts a queue, with or without an exchange binding', () => {
+    expect(declarationProblems(defineHandler({ queue: 'billing.invoices', handle }))).toEqual([]);
+    expect(declarationProblems(defineHandler({ queue: 'billing.invoices', exchange: 'shop', routingKey: 'order.*', concurrency: 4, prefetch: 8, handle }))).toEqual([]);
+    expect(declarationProblems(defineHandler({ queue: 'q', exchange: 'amq.topic', exchangeType: 'topic', deadLetter: { queue: 'q.failed' }, handle }))).toEqual([]);
+  });
+
+  it('fills the RabbitMQ defaults: ordered (one at a time), prefetch = concurrency, <queue>.dlq, bind everything', () => {
+    const spec = toSpec(defineHandler({ queue: 'billing', exchange: 'shop', handle }), '/h/billing.ts', config);
+    expect(spec).toMatchObject({
+      broker: 'rabbitmq', topics: ['billing'], maxRetries: 3,
+      queue: { name: 'billing', exchange: 'shop', routingKey: '#', exchangeType: 'topic', concurrency: 1, prefetch: 1 },
+    });
+    // KAFKA_DEAD_LETTER_TOPIC names a Kafka topic: a queue keeps its own dead-letter queue
+    expect(spec.deadLetterTopicFor('billing')).toBe('billing.dlq');
+    const parallel = toSpec(defineHandler({ queue: 'q', concurrency: 8, deadLetter: { queue: 'q.failed' }, handle }), '/h/q.ts', config);
+    expect(parallel.queue).toMatchObject({ concurrency: 8, prefetch: 8 });
+    expect(parallel.deadLetterTopicFor('q')).toBe('q.failed');
+    expect(toSpec(defineHandler({ queue: 'q', deadLetter: false, handle }), '/h/q.ts', config).deadLetterTopicFor('q')).toBeNull();
+    expect(toSpec(defineHandler({ topic: 't', handle }), '/h/t.ts', config).broker).toBe('kafka');
+  });
+
+  it('lists every problem of a nonsense queue declaration, one line each', () => {
+    expect(
+      declarationProblems(
+        defineHandler({
+          queue: 'amq.mine',
+          topic: 'orders',
+          routingKey: 'x',
+          concurrency: 0,
+          prefetch: 70_000,
+          deadLetter: { topic: 'orders.dlq' },
+          handle,
+        } as never),
+      ),
+    ).toEqual([
+      'declare either a RabbitMQ queue or Kafka topics, not both (queue, topic given)',
+      'queue must be a RabbitMQ queue name (1-200 letters, digits, \'.\', \'_\', \':\', \'/\' or \'-\', not starting with "amq."); got "amq.mine"',
+      'routingKey needs an exchange to bind the queue to: add exchange: "<name>"',
+      'concurrency must be an integer from 1 (in order, one at a time) to 256; got 0',
+      'prefetch must be an integer from 1 to 65535; got 70000',
+      'deadLetter must be false or { queue: "<queue name>" } for a RabbitMQ handler',
+    ]);
+  });
+
+  it('rejects a prefetch below the concurrency, and RabbitMQ options on a Kafka handler', () => {
+    expect(declarationProblems(defineHandler({ queue: 'q', concurrency: 4, prefetch: 2, handle }))).toEqual([
+      'prefetch (2) must be at least concurrency (4), or some of the parallel slots never get a message',
+    ]);
+    expect(declarationProblems(defineHandler({ topic: 't', concurrency: 2, exchange: 'x', handle }))).toEqual([
+      'exchange applies to RabbitMQ handlers only (declare queue: "<name>")',
+      'concurrency applies to RabbitMQ handlers only (declare queue: "<name>")',
+    ]);
   });
 });
