@@ -14,6 +14,8 @@ interface Instruction {
   readonly seq: number;
   readonly delayMs?: number;
   readonly fail?: 'always' | 'once' | 'never-retry';
+  readonly spin?: boolean;
+  readonly exit?: boolean;
 }
 
 describe('runtime: RabbitMQ queue handlers', () => {
@@ -180,6 +182,21 @@ describe('runtime: RabbitMQ queue handlers', () => {
     expect(records.filter((r) => r.seq === 1).map((r) => r.attempt)).toEqual([1, 2, 3]);
     expect(records.filter((r) => r.seq === 3).map((r) => r.attempt)).toEqual([1]);
     expect(records.some((r) => r.seq === 2)).toBe(false);
+    expect(await depth(queue)).toBe(0);
+  });
+
+  it('a handler that blocks its thread or kills its worker is a RuntimeFailure: dead-lettered, the worker replaced, the rest handled', async () => {
+    const queue = await freshQueue('mq-timeouts');
+    await send(queue, [{ seq: 0 }, { seq: 1, spin: true }, { seq: 2 }, { seq: 3, exit: true }, { seq: 4 }] as Instruction[]);
+    const runner = await run(queue, { TEST_RETRIES: '0', TEST_TIMEOUT_MS: '300', CONVEYOR_TIMEOUT_GRACE_MS: '200' });
+    const letters = await drainQueue(mq.channel, `${queue}.dlq`, { count: 2, timeoutMs: 20_000 });
+    await waitFor('the others handled', () => [0, 2, 4].every((seq) => readRecords(runner.recordFile).some((r) => r.seq === seq && r.ok)), 10_000);
+    expect(runner.child.exitCode, 'the process survived').toBeNull();
+    expect((await runner.stop()).code).toBe(0);
+    const envelopes = letters.map((l) => JSON.parse(l.content.toString()) as { original_message: { value: string }; error_type: string; error_class: string });
+    const bySeq = new Map(envelopes.map((e) => [(JSON.parse(e.original_message.value) as Instruction).seq, e]));
+    expect(bySeq.get(1)).toMatchObject({ error_type: 'HandlerTimeout', error_class: 'RuntimeFailure' });
+    expect(bySeq.get(3)).toMatchObject({ error_type: 'WorkerCrashed', error_class: 'RuntimeFailure' });
     expect(await depth(queue)).toBe(0);
   });
 
