@@ -6,7 +6,7 @@
 import type { ConveyorConfig } from './config/schema.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
 import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
-import { createKafka } from './kafka/client.ts';
+import { createKafka, kafkaClientOptions } from './kafka/client.ts';
 import { KafkaSource } from './kafka/kafka-source.ts';
 import { Instrumentation } from './lanes/instrumentation.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
@@ -60,11 +60,7 @@ export class Runtime {
   async start(): Promise<void> {
     const { config, logger } = this;
     this.pool = new WorkerPool({ size: config.pool.size, timeoutGraceMs: config.pool.timeoutGraceMs });
-    const kafka = createKafka({
-      brokers: config.kafka.bootstrapServers.split(',').map((s) => s.trim()),
-      clientId: `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`,
-      logger,
-    });
+    const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });
     this.publisher = new KafkaPublisher(config, { logger });
     // one connection for the queue consumers and ctx.publish to RabbitMQ; without queue handlers the publisher

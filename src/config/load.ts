@@ -12,6 +12,7 @@ import { extname } from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, EXIT_CONFIG } from '../failure/errors.ts';
+import { redactUrl } from '../ops/redact.ts';
 import { conveyorSchema, describeValue, isSettingNode, settings } from './schema.ts';
 import type { ConveyorConfig, Setting } from './schema.ts';
 
@@ -52,9 +53,32 @@ export function loadConfig(options: LoadConfigOptions = {}): ConveyorConfig {
   return resolved;
 }
 
-/** The resolved configuration as a plain object, for `conveyor check`. Nothing in it is secret yet. */
+/**
+ * The resolved configuration as a plain object that may be printed or logged (`conveyor check`): secret settings
+ * are `***` when set, and secret URLs keep everything but their password.
+ */
 export function describeConfig(config: ConveyorConfig): Record<string, unknown> {
-  return structuredClone(config) as unknown as Record<string, unknown>;
+  const out = structuredClone(config) as unknown as Record<string, Record<string, unknown>>;
+  for (const setting of settings) {
+    if (!setting.sensitive) continue;
+    const [section, key] = setting.path.split('.') as [string, string];
+    const value = out[section]![key];
+    if (typeof value !== 'string' || value === '') continue;
+    out[section]![key] = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactSecretUrl(value) : '***';
+  }
+  return out;
+}
+
+/** A secret URL: no password, and for http(s) (webhooks carry their token in the path) no path or query either. */
+function redactSecretUrl(value: string): string {
+  const shown = redactUrl(value);
+  if (!/^https?:/i.test(shown)) return shown;
+  try {
+    const url = new URL(shown);
+    return url.pathname === '/' && url.search === '' ? shown : `${url.origin}/***`;
+  } catch {
+    return '***';
+  }
 }
 
 const PARSERS: Readonly<Record<string, { readonly language: string; readonly parse: (text: string) => unknown }>> = {
@@ -179,6 +203,19 @@ function checkCrossField(config: ConveyorConfig, problems: Problems): void {
   const { backoffBaseSeconds, backoffMaxSeconds } = config.retry;
   if (problems.allValid('retry.backoffBaseSeconds', 'retry.backoffMaxSeconds') && backoffMaxSeconds < backoffBaseSeconds) {
     problems.add(settingAt('retry.backoffMaxSeconds'), `must be at least retry.backoffBaseSeconds (${backoffBaseSeconds}); got ${backoffMaxSeconds}`);
+  }
+  const { infoSeconds, warningSeconds, criticalSeconds } = config.lag;
+  if (problems.allValid('lag.infoSeconds', 'lag.warningSeconds') && warningSeconds < infoSeconds) {
+    problems.add(settingAt('lag.warningSeconds'), `must be at least lag.infoSeconds (${infoSeconds}); got ${warningSeconds}`);
+  }
+  if (problems.allValid('lag.warningSeconds', 'lag.criticalSeconds') && criticalSeconds < warningSeconds) {
+    problems.add(settingAt('lag.criticalSeconds'), `must be at least lag.warningSeconds (${warningSeconds}); got ${criticalSeconds}`);
+  }
+  const { securityProtocol, saslUsername, saslPassword } = config.kafka;
+  if (problems.allValid('kafka.securityProtocol', 'kafka.saslUsername', 'kafka.saslPassword') && securityProtocol.startsWith('sasl_')) {
+    // the password itself is never shown, only whether it is there
+    if (saslUsername === '') problems.add(settingAt('kafka.saslUsername'), `must be set when kafka.securityProtocol is ${securityProtocol}`);
+    if (saslPassword === '') problems.add(settingAt('kafka.saslPassword'), `must be set when kafka.securityProtocol is ${securityProtocol}`);
   }
 }
 

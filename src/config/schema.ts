@@ -41,6 +41,19 @@ export interface ConveyorConfig {
     assignmentStrategy: 'cooperative-sticky' | 'range' | 'roundrobin';
     /** Messages per fetch batch handed to the runtime (js.consumer.max.batch.size). */
     maxBatchSize: number;
+    /** How the clients talk to the brokers: TLS and/or SASL. */
+    securityProtocol: 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
+    saslMechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+    saslUsername: string;
+    /** Secret: redacted wherever configuration is shown. */
+    saslPassword: string;
+    /** PEM file of the CA that signed the brokers' certificates; empty: the system's CAs. */
+    sslCaLocation: string;
+    /** Client certificate and key (PEM) for mutual TLS; empty: none. */
+    sslCertificateLocation: string;
+    sslKeyLocation: string;
+    /** Secret. */
+    sslKeyPassword: string;
   };
   retry: {
     /** Retries after the first failed attempt: 1 + maxAttempts tries in all. */
@@ -64,6 +77,30 @@ export interface ConveyorConfig {
     url: string;
     /** AMQP heartbeat: a dead connection is noticed within about twice this. */
     heartbeatSeconds: number;
+    /** PEM file of the CA for amqps:// connections; empty: the system's CAs. */
+    caFile: string;
+  };
+  ops: {
+    /** Serve /metrics and the health endpoints. */
+    enabled: boolean;
+    /** Address the ops server binds to. */
+    host: string;
+    /** Port of the ops server; 0: any free port (logged). */
+    port: number;
+  };
+  lag: {
+    /** How often consumer lag is measured. */
+    intervalSeconds: number;
+    /** Lag in events at or above which a partition is at least at warning level. */
+    alertThreshold: number;
+    /** Lag in time (age of the oldest unprocessed message) above which the level is info / warning / critical. */
+    infoSeconds: number;
+    warningSeconds: number;
+    criticalSeconds: number;
+    /** A lag spike that is already decreasing (bulk import) suppresses warnings for this long. */
+    suppressMinutes: number;
+    /** POST each level change here (JSON); empty: no webhook. Secret (URLs often carry tokens). */
+    webhookUrl: string;
   };
   handlers: {
     /** Directory of handler files, relative to the process's working directory. */
@@ -216,6 +253,23 @@ const AMQP_URL = registered(
   (x) => describeValue(typeof x === 'string' ? redactUrl(x) : x),
 );
 
+const HTTP_URL_OR_EMPTY = registered(
+  'conveyor:http-url-or-empty',
+  'empty or an http:// or https:// URL',
+  (x) => {
+    if (x === '') return true;
+    if (typeof x !== 'string') return false;
+    try {
+      const u = new URL(x);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  undefined,
+  (x) => describeValue(typeof x === 'string' ? redactUrl(x) : x),
+);
+
 const HOST_PORT = /^(?<host>\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_][a-zA-Z0-9._-]*):(?<port>\d{1,5})$/;
 function isHostPort(entry: string): boolean {
   const port = HOST_PORT.exec(entry)?.groups?.port;
@@ -304,6 +358,41 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       default: 1000,
       env: 'KAFKA_MAX_BATCH_SIZE',
     },
+    securityProtocol: {
+      doc: 'How the Kafka clients connect: plaintext, ssl (TLS), sasl_plaintext (SASL without TLS) or sasl_ssl (SASL over TLS).',
+      format: oneOf('plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'),
+      default: 'plaintext',
+      env: 'KAFKA_SECURITY_PROTOCOL',
+    },
+    saslMechanism: {
+      doc: 'SASL mechanism when securityProtocol is sasl_plaintext or sasl_ssl.',
+      format: oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'),
+      default: 'SCRAM-SHA-512',
+      env: 'KAFKA_SASL_MECHANISM',
+    },
+    saslUsername: { doc: 'SASL user name (sasl_plaintext, sasl_ssl).', format: ANY_TEXT, default: '', env: 'KAFKA_SASL_USERNAME' },
+    saslPassword: {
+      doc: 'SASL password (sasl_plaintext, sasl_ssl). Secret: never logged, redacted by `conveyor check`.',
+      format: ANY_TEXT,
+      default: '',
+      env: 'KAFKA_SASL_PASSWORD',
+      sensitive: true,
+    },
+    sslCaLocation: {
+      doc: "PEM file of the CA that signed the brokers' certificates (ssl, sasl_ssl); empty: the system's CAs.",
+      format: ANY_TEXT,
+      default: '',
+      env: 'KAFKA_SSL_CA_LOCATION',
+    },
+    sslCertificateLocation: { doc: 'Client certificate (PEM) for mutual TLS; empty: none.', format: ANY_TEXT, default: '', env: 'KAFKA_SSL_CERTIFICATE_LOCATION' },
+    sslKeyLocation: { doc: 'Private key (PEM) of the client certificate; empty: none.', format: ANY_TEXT, default: '', env: 'KAFKA_SSL_KEY_LOCATION' },
+    sslKeyPassword: {
+      doc: 'Password of the private key, if it has one. Secret.',
+      format: ANY_TEXT,
+      default: '',
+      env: 'KAFKA_SSL_KEY_PASSWORD',
+      sensitive: true,
+    },
   },
   retry: {
     maxAttempts: {
@@ -364,6 +453,77 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: integer(1, 600),
       default: 10,
       env: 'RABBITMQ_HEARTBEAT_SECONDS',
+    },
+    caFile: {
+      doc: "PEM file of the CA that signed RabbitMQ's certificate (amqps://); empty: the system's CAs.",
+      format: ANY_TEXT,
+      default: '',
+      env: 'RABBITMQ_CA_FILE',
+    },
+  },
+  ops: {
+    enabled: {
+      doc: 'Serve /metrics, /health/live, /health/ready and /health/event-bus over HTTP.',
+      format: BOOLEAN,
+      default: true,
+      env: 'CONVEYOR_OPS_ENABLED',
+    },
+    host: {
+      doc: 'Address the ops server binds to (0.0.0.0: every interface, as Kubernetes probes need; 127.0.0.1: this host only).',
+      format: NON_EMPTY_TEXT,
+      default: '0.0.0.0',
+      env: 'CONVEYOR_OPS_HOST',
+    },
+    port: {
+      doc: 'Port of the ops server; 0 picks a free port (logged at start).',
+      format: integer(0, 65_535),
+      default: 8083,
+      env: 'CONVEYOR_OPS_PORT',
+    },
+  },
+  lag: {
+    intervalSeconds: {
+      doc: 'How often the consumer lag of each group and partition is measured, in seconds.',
+      format: decimal(1, 3600),
+      default: 15,
+      env: 'CONVEYOR_LAG_INTERVAL_SECONDS',
+    },
+    alertThreshold: {
+      doc: 'Lag in events at or above which a partition is at least at warning level.',
+      format: integer(1, 1_000_000_000),
+      default: 10_000,
+      env: 'KAFKA_CONSUMER_LAG_ALERT_THRESHOLD',
+    },
+    infoSeconds: {
+      doc: 'Lag in time (age of the oldest message not yet processed) above which the level is info, in seconds.',
+      format: integer(1, 86_400),
+      default: 60,
+      env: 'KAFKA_CONSUMER_LAG_INFO_SECONDS',
+    },
+    warningSeconds: {
+      doc: 'Lag in time above which the level is warning, in seconds (at least infoSeconds).',
+      format: integer(1, 86_400),
+      default: 300,
+      env: 'KAFKA_CONSUMER_LAG_WARNING_SECONDS',
+    },
+    criticalSeconds: {
+      doc: 'Lag in time above which the level is critical, in seconds (at least warningSeconds).',
+      format: integer(1, 86_400),
+      default: 900,
+      env: 'KAFKA_CONSUMER_LAG_CRITICAL_SECONDS',
+    },
+    suppressMinutes: {
+      doc: 'A lag spike that is already decreasing (a bulk import being worked off) suppresses warning level for this many minutes.',
+      format: decimal(0, 1440),
+      default: 30,
+      env: 'KAFKA_CONSUMER_LAG_SUPPRESS_MINUTES',
+    },
+    webhookUrl: {
+      doc: 'POST every lag level change here as JSON; empty: no webhook. Secret (such URLs often carry a token).',
+      format: HTTP_URL_OR_EMPTY,
+      default: '',
+      env: 'CONVEYOR_LAG_WEBHOOK_URL',
+      sensitive: true,
     },
   },
   handlers: {
@@ -453,6 +613,8 @@ export interface Setting {
   readonly expected: string;
   /** Undefined when `value` is valid, else the rejection: `must be …; got …`. */
   readonly check: (value: unknown) => string | undefined;
+  /** A secret (a password, or a URL that may carry one): never shown as it is. */
+  readonly sensitive: boolean;
 }
 
 /** A schema node is a setting when it has a default (convict's rule); otherwise it is a section. */
@@ -474,6 +636,7 @@ function flatten(section: Record<string, unknown>, prefix: string): Setting[] {
         default: node.default,
         expected: format.expected,
         check: format.check,
+        sensitive: node.sensitive === true,
       },
     ];
   });

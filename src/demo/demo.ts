@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../config/load.ts';
-import { createKafka } from '../kafka/client.ts';
+import { createKafka, kafkaClientOptions } from '../kafka/client.ts';
 import { createLogger } from '../ops/logger.ts';
 import { Runtime } from '../runtime.ts';
 
@@ -57,7 +57,7 @@ async function main(): Promise<number> {
   const config = loadConfig({ file: process.env.CONVEYOR_DEMO_CONFIG ?? 'config/demo.yaml' });
   const logger = createLogger('conveyor', config.log.level);
   const runtime = await Runtime.create(config, logger);
-  const kafka = createKafka({ brokers: config.kafka.bootstrapServers.split(','), clientId: 'conveyor-demo' });
+  const kafka = createKafka(kafkaClientOptions(config, 'conveyor-demo'));
   const admin = kafka.admin();
   await admin.connect();
 

@@ -1,5 +1,6 @@
 import kafkaJavascript from '@confluentinc/kafka-javascript';
 import type { KafkaJS as KafkaTypes } from '@confluentinc/kafka-javascript';
+import type { ConveyorConfig } from '../config/schema.ts';
 import type { Logger } from '../ops/logger.ts';
 
 const { KafkaJS } = kafkaJavascript;
@@ -19,6 +20,8 @@ export interface KafkaClientOptions {
   readonly clientId: string;
   /** Where the client's own log lines go; silent when absent. */
   readonly logger?: Logger;
+  /** librdkafka security properties (security.protocol, sasl.*, ssl.*), for every client made from this one. */
+  readonly security?: Readonly<Record<string, string>>;
 }
 
 /** Builds a client of the Confluent driver's KafkaJS-shaped API, logging through pino. */
@@ -30,7 +33,37 @@ export function createKafka(options: KafkaClientOptions): Kafka {
       logLevel: options.logger ? KafkaJS.logLevel.WARN : KafkaJS.logLevel.NOTHING,
       ...(options.logger ? { logger: driverLogger(options.logger) } : {}),
     },
-  });
+    ...options.security,
+  } as never);
+}
+
+/** The client options the configuration gives: brokers and security. Every client Conveyor makes comes from here. */
+export function kafkaClientOptions(config: ConveyorConfig, clientId: string, logger?: Logger): KafkaClientOptions {
+  return {
+    brokers: config.kafka.bootstrapServers.split(',').map((s) => s.trim()),
+    clientId,
+    ...(logger ? { logger } : {}),
+    security: securityProperties(config),
+  };
+}
+
+/** librdkafka's names for the configured TLS/SASL settings; nothing for plaintext. */
+export function securityProperties(config: ConveyorConfig): Record<string, string> {
+  const k = config.kafka;
+  if (k.securityProtocol === 'plaintext') return {};
+  const props: Record<string, string> = { 'security.protocol': k.securityProtocol };
+  if (k.securityProtocol.startsWith('sasl_')) {
+    props['sasl.mechanisms'] = k.saslMechanism;
+    props['sasl.username'] = k.saslUsername;
+    props['sasl.password'] = k.saslPassword;
+  }
+  if (k.securityProtocol === 'ssl' || k.securityProtocol === 'sasl_ssl') {
+    if (k.sslCaLocation) props['ssl.ca.location'] = k.sslCaLocation;
+    if (k.sslCertificateLocation) props['ssl.certificate.location'] = k.sslCertificateLocation;
+    if (k.sslKeyLocation) props['ssl.key.location'] = k.sslKeyLocation;
+    if (k.sslKeyPassword) props['ssl.key.password'] = k.sslKeyPassword;
+  }
+  return props;
 }
 
 /** The names librdkafka reports about itself: its version and compiled-in features (codecs, SASL, SSL). */

@@ -22,6 +22,34 @@ export interface RuntimeEvents {
   'partitions.revoked': [{ readonly group: string; readonly partitions: ReadonlyArray<{ topic: string; partition: number }> }];
   'partition.paused': [{ readonly group: string; readonly topic: string; readonly partition: number; readonly queued: number; readonly bytes: number }];
   'partition.resumed': [{ readonly group: string; readonly topic: string; readonly partition: number; readonly queued: number; readonly bytes: number }];
+  /** One measurement of a partition's consumer lag (the lag monitor, every lag.intervalSeconds). */
+  'lag.sampled': [LagSample];
+  /** A consumer group's lag level changed (the highest level of its partitions, after bulk-import suppression). */
+  'lag.level_changed': [LagLevelChange];
+}
+
+export type LagLevel = 'ok' | 'info' | 'warning' | 'critical';
+
+export interface LagSample {
+  readonly group: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** Messages between the committed offset and the end of the partition. */
+  readonly lag: number;
+  /** Age of the oldest message not yet committed (0 when there is no lag). */
+  readonly lagSeconds: number;
+}
+
+export interface LagLevelChange {
+  readonly group: string;
+  readonly level: LagLevel;
+  readonly previous: LagLevel;
+  /** The group's total lag in messages and its largest lag in time when the level changed. */
+  readonly lag: number;
+  readonly lagSeconds: number;
+  /** A decreasing spike (bulk import): the level shown is capped below warning until `suppressedUntil`. */
+  readonly suppressed: boolean;
+  readonly suppressedUntil?: string;
 }
 
 export class Instrumentation extends EventEmitter<RuntimeEvents> {}

@@ -5,7 +5,7 @@
  * message timeout is set to the same bound, so a message that failed is dropped by the client, never delivered
  * later behind the caller's back. A circuit breaker fails publishes at once after repeated failures.
  */
-import { CompressionTypes, createKafka, type Producer } from '../kafka/client.ts';
+import { CompressionTypes, createKafka, kafkaClientOptions, type Producer } from '../kafka/client.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
 import type { Logger } from '../ops/logger.ts';
@@ -55,11 +55,7 @@ export class KafkaPublisher {
   constructor(config: ConveyorConfig, options: { readonly logger?: Logger } = {}) {
     this.brokers = config.kafka.bootstrapServers;
     this.timeoutMs = config.publish.timeoutMs;
-    const kafka = createKafka({
-      brokers: config.kafka.bootstrapServers.split(',').map((s) => s.trim()),
-      clientId: `${config.app.name}-publisher`,
-      ...(options.logger ? { logger: options.logger } : {}),
-    });
+    const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}-publisher`, options.logger));
     const acks = ACKS[config.kafka.acks];
     this.producer = kafka.producer({
       // idempotence needs acks=all; with acks 1 or 0 it is off whatever KAFKA_ENABLE_IDEMPOTENCE says

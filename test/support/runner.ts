@@ -132,6 +132,8 @@ export async function startRunner(options: RunnerOptions): Promise<RunnerProcess
     env: {
       ...process.env,
       RECORD_FILE: recordFile,
+      // runners of a test may run side by side: each ops server on a free port (logged at start)
+      CONVEYOR_OPS_PORT: '0',
       ...(options.topic !== undefined ? { TEST_TOPIC: options.topic } : {}),
       ...(options.group !== undefined ? { TEST_GROUP: options.group } : {}),
       ...(options.queue !== undefined ? { TEST_QUEUE: options.queue } : {}),

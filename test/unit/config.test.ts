@@ -46,10 +46,20 @@ const DEFAULTS: ConveyorConfig = {
     dynamicSessionTimeoutMs: 45_000,
     assignmentStrategy: 'cooperative-sticky',
     maxBatchSize: 1000,
+    securityProtocol: 'plaintext',
+    saslMechanism: 'SCRAM-SHA-512',
+    saslUsername: '',
+    saslPassword: '',
+    sslCaLocation: '',
+    sslCertificateLocation: '',
+    sslKeyLocation: '',
+    sslKeyPassword: '',
   },
   retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
   publish: { timeoutMs: 5_000, compression: 'none', circuitBreakerThreshold: 5, circuitBreakerResetSeconds: 30 },
-  rabbitmq: { url: 'amqp://guest:guest@localhost:5672', heartbeatSeconds: 10 },
+  rabbitmq: { url: 'amqp://guest:guest@localhost:5672', heartbeatSeconds: 10, caFile: '' },
+  ops: { enabled: true, host: '0.0.0.0', port: 8083 },
+  lag: { intervalSeconds: 15, alertThreshold: 10_000, infoSeconds: 60, warningSeconds: 300, criticalSeconds: 900, suppressMinutes: 30, webhookUrl: '' },
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
   pool: { size: 0, maxBatch: 64, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
@@ -344,6 +354,51 @@ describe('kafka.bootstrapServers', () => {
   });
 });
 
+describe('describeConfig (what `conveyor check` prints)', () => {
+  it('hides every secret: passwords become ***, URLs keep all but their password', () => {
+    const config = loadConfig({
+      env: {
+        KAFKA_SECURITY_PROTOCOL: 'sasl_ssl', KAFKA_SASL_USERNAME: 'app', KAFKA_SASL_PASSWORD: 'kafka-s3cret',
+        AMQP_URL: 'amqps://worker:rabbit-s3cret@mq.internal:5671/orders', CONVEYOR_LAG_WEBHOOK_URL: 'https://hooks.example/T0/B0/tok3n',
+      },
+    });
+    const shown = describeConfig(config);
+    const text = JSON.stringify(shown);
+    for (const secret of ['kafka-s3cret', 'rabbit-s3cret']) expect(text).not.toContain(secret);
+    expect(shown.kafka).toMatchObject({ saslUsername: 'app', saslPassword: '***', sslKeyPassword: '' });
+    expect(shown.rabbitmq).toMatchObject({ url: 'amqps://worker:***@mq.internal:5671/orders' });
+    // webhook URLs carry their token in the path: only the origin is shown
+    expect((shown.lag as { webhookUrl: string }).webhookUrl).toBe('https://hooks.example/***');
+    expect(text).not.toContain('tok3n');
+    expect(config.kafka.saslPassword, 'the configuration itself is untouched').toBe('kafka-s3cret');
+  });
+});
+
+describe('settings that depend on each other', () => {
+  it('needs the lag levels in order: info ≤ warning ≤ critical', () => {
+    expect(problemsOf({ env: { KAFKA_CONSUMER_LAG_WARNING_SECONDS: '30' } })).toEqual([
+      'lag.warningSeconds (KAFKA_CONSUMER_LAG_WARNING_SECONDS): must be at least lag.infoSeconds (60); got 30',
+    ]);
+    expect(problemsOf({ env: { KAFKA_CONSUMER_LAG_CRITICAL_SECONDS: '200' } })).toEqual([
+      'lag.criticalSeconds (KAFKA_CONSUMER_LAG_CRITICAL_SECONDS): must be at least lag.warningSeconds (300); got 200',
+    ]);
+  });
+
+  it('needs a SASL user and password with a sasl_* protocol, without ever showing the password', () => {
+    expect(problemsOf({ env: { KAFKA_SECURITY_PROTOCOL: 'sasl_ssl' } })).toEqual([
+      'kafka.saslUsername (KAFKA_SASL_USERNAME): must be set when kafka.securityProtocol is sasl_ssl',
+      'kafka.saslPassword (KAFKA_SASL_PASSWORD): must be set when kafka.securityProtocol is sasl_ssl',
+    ]);
+    expect(loadConfig({ env: { KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext', KAFKA_SASL_USERNAME: 'app', KAFKA_SASL_PASSWORD: 's3cret' } }).kafka.saslPassword).toBe('s3cret');
+  });
+
+  it('shows a webhook URL without its password', () => {
+    expect(problemsOf({ env: { CONVEYOR_LAG_WEBHOOK_URL: 'ftp://u:tok3n@hooks.example' } })).toEqual([
+      'lag.webhookUrl (CONVEYOR_LAG_WEBHOOK_URL): must be empty or an http:// or https:// URL; got "ftp://u:***@hooks.example/"',
+    ]);
+  });
+});
+
 describe('rabbitmq.url', () => {
   it.each(['amqp://localhost', 'amqp://guest:guest@127.0.0.1:5672', 'amqps://u:p@mq.internal:5671/orders', 'amqp://rabbit/%2F'])('accepts %j', (url) => {
     expect(loadConfig({ env: { AMQP_URL: url } }).rabbitmq.url).toBe(url);
@@ -425,10 +480,10 @@ describe('files that cannot be used', () => {
 });
 
 describe('describeConfig', () => {
-  it('returns the resolved configuration as a plain copy', () => {
+  it('returns the resolved configuration as a plain copy, secrets hidden', () => {
     const config = loadConfig({ env: { KAFKA_GROUP: 'payments' } });
     const described = describeConfig(config);
-    expect(described).toEqual(config);
+    expect(described).toEqual({ ...config, rabbitmq: { ...config.rabbitmq, url: 'amqp://guest:***@localhost:5672' } });
     (described.kafka as { group: string }).group = 'changed';
     expect(config.kafka.group).toBe('payments');
   });
