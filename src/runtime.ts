@@ -9,7 +9,12 @@ import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
 import { createKafka, kafkaClientOptions } from './kafka/client.ts';
 import { KafkaSource } from './kafka/kafka-source.ts';
 import { Instrumentation } from './lanes/instrumentation.ts';
+import { eventBusHealth, readiness, type EventBusHealth, type HealthSnapshot, type Readiness } from './ops/health.ts';
+import { KAFKA_PROBE_DEFAULTS, KafkaProbe } from './ops/kafka-probe.ts';
+import { LagMonitor } from './ops/lag-monitor.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
+import { ConveyorMetrics, type MetricsReadings } from './ops/metrics.ts';
+import { OpsServer } from './ops/ops-server.ts';
 import { WorkerPool } from './pool/worker-pool.ts';
 import { KafkaPublisher } from './publish/kafka-publisher.ts';
 import { RabbitPublisher } from './publish/rabbitmq-publisher.ts';
@@ -38,6 +43,13 @@ export class Runtime {
   private amqp: AmqpConnectionManager | undefined;
   private sources: Array<KafkaSource | RabbitSource> = [];
   private stopping: Promise<void> | undefined;
+  private started = false;
+  private metricsRegistry: ConveyorMetrics | undefined;
+  private opsServer: OpsServer | undefined;
+  private kafkaProbe: KafkaProbe | undefined;
+  private lagMonitor: LagMonitor | undefined;
+  /** Where the ops server listens, once it does (ops.enabled). */
+  opsAddress: { readonly host: string; readonly port: number } | undefined;
 
   private constructor(config: ConveyorConfig, handlers: readonly HandlerSpec[], logger: Logger) {
     this.config = config;
@@ -57,8 +69,41 @@ export class Runtime {
     return new Runtime(config, handlers, logger);
   }
 
+  /** Conveyor's Prometheus metrics (docs/observability.md); created by start(). */
+  get metrics(): ConveyorMetrics | undefined {
+    return this.metricsRegistry;
+  }
+
   async start(): Promise<void> {
     const { config, logger } = this;
+    // metrics and the ops server before anything connects: liveness answers (and readiness says why not) during start-up
+    this.metricsRegistry = new ConveyorMetrics(this.events, {
+      handlers: this.handlers.map((h) => ({ name: h.name, topics: h.queue ? [h.queue.name] : [...h.topics] })),
+      readings: this.metricsReadings(),
+    });
+    if (config.ops.enabled) {
+      const ops = new OpsServer({
+        host: config.ops.host,
+        port: config.ops.port,
+        logger,
+        endpoints: {
+          metrics: async () => ({ contentType: this.metricsRegistry!.contentType, body: await this.metricsRegistry!.metrics() }),
+          readiness: () => this.readiness(),
+          eventBus: () => this.eventBusHealth(),
+        },
+      });
+      this.opsServer = ops;
+      this.opsAddress = await ops.start();
+      if (this.stopping) return;
+      const kafkaTopics = [...new Set(this.handlers.filter((h) => h.broker === 'kafka').flatMap((h) => h.topics))];
+      if (kafkaTopics.length > 0) {
+        // a client of its own, without the driver's log lines: the probe logs each change of reachability once
+        this.kafkaProbe = new KafkaProbe(createKafka(kafkaClientOptions(config, `${config.app.name}-health`)), { topics: kafkaTopics, ...KAFKA_PROBE_DEFAULTS, logger });
+        this.kafkaProbe.start();
+      }
+    }
+    // handlers' ctx.log in the worker threads logs at the configured level (workers copy the environment at start)
+    process.env.LOG_LEVEL = config.log.level;
     this.pool = new WorkerPool({ size: config.pool.size, timeoutGraceMs: config.pool.timeoutGraceMs });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });
@@ -66,7 +111,13 @@ export class Runtime {
     // one connection for the queue consumers and ctx.publish to RabbitMQ; without queue handlers the publisher
     // opens its own on first use
     if (this.handlers.some((h) => h.broker === 'rabbitmq')) {
-      this.amqp = connectAmqp({ url: config.rabbitmq.url, heartbeatSeconds: config.rabbitmq.heartbeatSeconds, name: `${config.app.name}-consumer`, logger });
+      this.amqp = connectAmqp({
+        url: config.rabbitmq.url,
+        heartbeatSeconds: config.rabbitmq.heartbeatSeconds,
+        caFile: config.rabbitmq.caFile,
+        name: `${config.app.name}-consumer`,
+        logger,
+      });
     }
     this.rabbitPublisher = new RabbitPublisher(config, { logger, ...(this.amqp ? { connection: this.amqp } : {}) });
     const publishers = { kafka: this.publisher, rabbitmq: this.rabbitPublisher };
@@ -89,6 +140,12 @@ export class Runtime {
     if (this.stopping) return;
     await Promise.all(this.sources.filter((s) => s instanceof KafkaSource).map((s) => s.start()));
     if (this.stopping) return; // stopped during start-up
+    const lagGroups = this.handlers.filter((h) => h.broker === 'kafka').map((h) => ({ group: h.group, topics: h.topics }));
+    if (lagGroups.length > 0) {
+      this.lagMonitor = new LagMonitor({ config, groups: lagGroups, kafka, events: this.events, logger, reportsFor: (group) => this.leads(group) });
+      this.lagMonitor.start();
+    }
+    this.started = true;
     logger.info('running');
   }
 
@@ -96,15 +153,99 @@ export class Runtime {
   stop(deadlineMs: number = this.config.shutdown.deadlineMs): Promise<void> {
     this.stopping ??= (async () => {
       const started = Date.now();
+      await this.lagMonitor?.stop();
       await Promise.all(this.sources.map((s) => s.stop(deadlineMs)));
       await this.deadLetters?.close();
       await this.publisher?.close();
       await this.rabbitPublisher?.close();
       await this.amqp?.close().catch(() => {});
       await this.pool?.close();
+      await this.kafkaProbe?.stop();
+      // last: liveness and metrics answer until the very end
+      this.metricsRegistry?.close();
+      await this.opsServer?.stop();
       this.logger.info({ ...this.stats, stopMs: Date.now() - started }, 'stopped');
     })();
     return this.stopping;
+  }
+
+  /**
+   * Whether this member speaks for a consumer group (lag webhooks): it owns partition 0 of the group's first topic.
+   * Every member measures the same lag; one webhook call per change is enough.
+   */
+  private leads(group: string): boolean {
+    return this.sources.some(
+      (s) => s instanceof KafkaSource && s.spec.group === group && s.assignment().some((tp) => tp.topic === s.spec.topics[0] && tp.partition === 0),
+    );
+  }
+
+  /** What the health decisions need, now (src/ops/health.ts). */
+  health(): HealthSnapshot {
+    const kafkaSources = this.sources.filter((s) => s instanceof KafkaSource);
+    const rabbitSources = this.sources.filter((s) => s instanceof RabbitSource);
+    const kafkaHandlers = this.handlers.some((h) => h.broker === 'kafka');
+    const rabbitHandlers = this.handlers.some((h) => h.broker === 'rabbitmq');
+    const amqpUp = this.amqp?.isConnected();
+    return {
+      started: this.started,
+      stopping: this.stopping !== undefined,
+      ...(kafkaHandlers
+        ? {
+            kafka: {
+              ...(this.kafkaProbe?.state ?? { up: undefined }),
+              sources: kafkaSources.map((s) => ({ handler: s.spec.name, group: s.spec.group, topics: s.spec.topics, ...s.status() })),
+            },
+          }
+        : {}),
+      ...(rabbitHandlers
+        ? {
+            rabbitmq: {
+              up: amqpUp,
+              ...(amqpUp === false ? { reason: 'the connection is down; reconnecting' } : {}),
+              sources: rabbitSources.map((s) => ({ handler: s.spec.name, queue: s.spec.queue!.name, consuming: s.consuming })),
+            },
+          }
+        : {}),
+      circuits: { kafka: this.publisher?.circuitState ?? 'closed', rabbitmq: this.rabbitPublisher?.circuitState ?? 'closed' },
+    };
+  }
+
+  /** /health/ready: started, every consumer connected and assigned (Kafka) or set up (RabbitMQ), brokers reachable. */
+  readiness(): Readiness {
+    return readiness(this.health());
+  }
+
+  /** /health/event-bus: seed 001's health_check() fields. */
+  eventBusHealth(): EventBusHealth {
+    const { kafka } = this.config;
+    return eventBusHealth(this.health(), {
+      environment: kafka.environment,
+      group: kafka.group,
+      bootstrapServers: kafka.bootstrapServers,
+      subscriberCount: this.handlers.length,
+      topicCount: new Set(this.handlers.flatMap((h) => (h.queue ? [`queue:${h.queue.name}`] : h.topics.map((t) => `topic:${t}`)))).size,
+    });
+  }
+
+  private metricsReadings(): MetricsReadings {
+    return {
+      lanes: () =>
+        this.sources.flatMap((s) => s.laneDepths().map((l) => ({ handler: s.spec.name, ...l }))),
+      pool: () => {
+        const pool = this.pool;
+        if (!pool) return undefined;
+        return { size: pool.size, threads: pool.threads, busy: pool.busy, inFlight: pool.inFlight(), replaced: { crash: pool.crashed, timeout: pool.terminated } };
+      },
+      circuits: () => {
+        const h = this.health().circuits;
+        return [{ broker: 'kafka', state: h.kafka }, { broker: 'rabbitmq', state: h.rabbitmq }];
+      },
+      brokers: () => {
+        const { kafka, rabbitmq } = this.health();
+        return [...(kafka ? [{ broker: 'kafka', up: kafka.up }] : []), ...(rabbitmq ? [{ broker: 'rabbitmq', up: rabbitmq.up }] : [])];
+      },
+      assignments: () => this.sources.flatMap((s) => (s instanceof KafkaSource ? [{ group: s.spec.group, partitions: s.status().partitions }] : [])),
+    };
   }
 
   assignment(): Array<{ group: string; topic: string; partition: number }> {

@@ -97,6 +97,8 @@ export function benchConfig(handlersDir: string, group: string): ConveyorConfig 
       KAFKA_ENVIRONMENT: 'bench',
       KAFKA_GROUP: group,
       CONVEYOR_HANDLERS_DIR: handlersDir,
+      // metrics and health stay on (they are part of what runs in production), on a free port
+      CONVEYOR_OPS_PORT: process.env.CONVEYOR_OPS_PORT ?? '0',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     },
   });

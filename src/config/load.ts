@@ -12,7 +12,7 @@ import { extname } from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, EXIT_CONFIG } from '../failure/errors.ts';
-import { redactUrl } from '../ops/redact.ts';
+import { redactTokenUrl, redactUrl } from '../ops/redact.ts';
 import { conveyorSchema, describeValue, isSettingNode, settings } from './schema.ts';
 import type { ConveyorConfig, Setting } from './schema.ts';
 
@@ -38,7 +38,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ConveyorConfig {
   }
   const resolved = config.getProperties();
   for (const setting of settings) {
-    const problem = setting.check(valueAt(resolved, setting.path));
+    const problem = problemOf(setting, valueAt(resolved, setting.path));
     if (problem !== undefined) problems.add(setting, problem);
   }
   checkCrossField(resolved, problems);
@@ -67,6 +67,24 @@ export function describeConfig(config: ConveyorConfig): Record<string, unknown> 
     out[section]![key] = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactSecretUrl(value) : '***';
   }
   return out;
+}
+
+/**
+ * The setting's rejection of `value`, if any. A secret setting's rejection shows the value only without its
+ * secrets (an AMQP URL without its password, any other URL without its path and query, which may hold a token),
+ * or only its kind: a password given as a YAML list or mapping must not be echoed into the error.
+ */
+function problemOf(setting: Setting, value: unknown): string | undefined {
+  const problem = setting.check(value);
+  if (problem === undefined || !setting.sensitive) return problem;
+  return `must be ${setting.expected}; got ${describeSecret(value)}`;
+}
+
+function describeSecret(value: unknown): string {
+  if (typeof value === 'string') return describeValue(/^amqps?:/i.test(value) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactUrl(value) : redactTokenUrl(value));
+  if (value === null || value === undefined) return describeValue(value);
+  const kind = Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : `a ${typeof value}`;
+  return `${kind} (not shown: the setting is secret)`;
 }
 
 /** A secret URL: no password, and for http(s) (webhooks carry their token in the path) no path or query either. */
@@ -140,7 +158,7 @@ function knownSettings(raw: Record<string, unknown>, section: object, prefix: st
     } else if (isSettingNode(node)) {
       const setting = settingAt(path);
       if (typeof value === 'object' && value !== null) {
-        problems.add(setting, setting.check(value) ?? `must not be a ${Array.isArray(value) ? 'list' : 'mapping'}`);
+        problems.add(setting, problemOf(setting, value) ?? `must not be a ${Array.isArray(value) ? 'list' : 'mapping'}`);
       } else {
         known[key] = asEnvironmentWouldGiveIt(setting, value);
       }

@@ -2,6 +2,7 @@ import kafkaJavascript from '@confluentinc/kafka-javascript';
 import type { KafkaJS as KafkaTypes } from '@confluentinc/kafka-javascript';
 import type { ConveyorConfig } from '../config/schema.ts';
 import type { Logger } from '../ops/logger.ts';
+import { SecurityFailureWatch } from './security-failures.ts';
 
 const { KafkaJS } = kafkaJavascript;
 
@@ -24,17 +25,37 @@ export interface KafkaClientOptions {
   readonly security?: Readonly<Record<string, string>>;
 }
 
-/** Builds a client of the Confluent driver's KafkaJS-shaped API, logging through pino. */
+/**
+ * Builds a client of the Confluent driver's KafkaJS-shaped API, logging through pino. The security properties
+ * are top-level librdkafka properties of the Kafka instance: the driver merges them into the configuration of
+ * every producer, consumer and admin client made from it. A login the broker refuses, or a TLS handshake that
+ * fails, fails those clients' connect() at once with a KafkaSecurityFailure (security-failures.ts).
+ */
 export function createKafka(options: KafkaClientOptions): Kafka {
-  return new KafkaJS.Kafka({
+  const security = options.security ?? {};
+  const watch = new SecurityFailureWatch({
+    brokers: options.brokers.join(','),
+    securityProtocol: security['security.protocol'] ?? 'plaintext',
+    ...(security['sasl.mechanisms'] ? { saslMechanism: security['sasl.mechanisms'] } : {}),
+    ...(security['sasl.username'] ? { saslUsername: security['sasl.username'] } : {}),
+  });
+  const kafka = new KafkaJS.Kafka({
     kafkaJS: {
       brokers: [...options.brokers],
       clientId: options.clientId,
-      logLevel: options.logger ? KafkaJS.logLevel.WARN : KafkaJS.logLevel.NOTHING,
-      ...(options.logger ? { logger: driverLogger(options.logger) } : {}),
+      // without a logger the driver's errors are still read (for the watch), just not written
+      logLevel: options.logger ? KafkaJS.logLevel.WARN : KafkaJS.logLevel.ERROR,
+      logger: driverLogger(options.logger, watch),
     },
-    ...options.security,
+    ...security,
   } as never);
+  const producer = kafka.producer.bind(kafka);
+  const consumer = kafka.consumer.bind(kafka);
+  const admin = kafka.admin.bind(kafka);
+  kafka.producer = (config) => watch.guard(producer(config));
+  kafka.consumer = (config) => watch.guard(consumer(config));
+  kafka.admin = (config) => watch.guard(admin(config));
+  return kafka;
 }
 
 /** The client options the configuration gives: brokers and security. Every client Conveyor makes comes from here. */
@@ -71,14 +92,20 @@ export function driverFeatures(): { librdkafkaVersion: string; features: readonl
   return { librdkafkaVersion: kafkaJavascript.librdkafkaVersion, features: kafkaJavascript.features };
 }
 
-function driverLogger(logger: Logger): KafkaTypes.Logger {
-  const adapter = (log: Logger): KafkaTypes.Logger => ({
-    info: (message, extra) => log.info(extra ?? {}, message),
-    warn: (message, extra) => log.warn(extra ?? {}, message),
-    error: (message, extra) => log.error(extra ?? {}, message),
-    debug: (message, extra) => log.debug(extra ?? {}, message),
-    namespace: (namespace) => adapter(log.child({ namespace })),
+function driverLogger(logger: Logger | undefined, watch: SecurityFailureWatch): KafkaTypes.Logger {
+  const adapter = (log: Logger | undefined): KafkaTypes.Logger => ({
+    info: (message, extra) => log?.info(extra ?? {}, message),
+    warn: (message, extra) => {
+      watch.observe(message);
+      log?.warn(extra ?? {}, message);
+    },
+    error: (message, extra) => {
+      watch.observe(message);
+      log?.error(extra ?? {}, message);
+    },
+    debug: (message, extra) => log?.debug(extra ?? {}, message),
+    namespace: (namespace) => adapter(log?.child({ namespace })),
     setLogLevel: () => {},
   });
-  return adapter(logger.child({ component: 'kafka-driver' }));
+  return adapter(logger?.child({ component: 'kafka-driver' }));
 }

@@ -65,6 +65,8 @@ export class KafkaSource {
   private stopped = false;
   /** consumer.connect() resolved: until then there is nothing to commit, and disconnect() waits for the connect. */
   private connected = false;
+  /** The group's first rebalance gave this member its assignment (possibly empty). */
+  private assignedOnce = false;
 
   constructor(spec: HandlerSpec, config: ConveyorConfig, deps: KafkaSourceDeps) {
     this.spec = spec;
@@ -76,6 +78,16 @@ export class KafkaSource {
   /** Partitions this member currently owns. */
   assignment(): TopicPartition[] {
     return [...this.partitions.values()].map(({ lane }) => ({ topic: lane.topic, partition: lane.partition }));
+  }
+
+  /** For health checks: connected, through its first rebalance (even with no partitions), partitions owned. */
+  status(): { connected: boolean; assigned: boolean; partitions: number } {
+    return { connected: this.connected, assigned: this.assignedOnce, partitions: this.partitions.size };
+  }
+
+  /** Messages each owned partition's lane holds, not yet acknowledged (for metrics). */
+  laneDepths(): Array<TopicPartition & { depth: number }> {
+    return [...this.partitions.values()].map(({ lane }) => ({ topic: lane.topic, partition: lane.partition, depth: lane.size }));
   }
 
   async start(): Promise<void> {
@@ -200,6 +212,7 @@ export class KafkaSource {
         if (stale?.lane.closed) this.partitions.delete(key(topic, partition));
         this.state(topic, partition);
       }
+      this.assignedOnce = true;
       this.log.info({ partitions }, 'partitions assigned');
       this.deps.events.emit('partitions.assigned', { group: this.spec.group, partitions });
     } else if (err.code === ERR__REVOKE_PARTITIONS) {
@@ -212,9 +225,11 @@ export class KafkaSource {
   /** Invariant 4: stop fetching into those lanes, let the in-flight batch finish, commit, then release. */
   private async revoke(partitions: TopicPartition[]): Promise<void> {
     const states = partitions.map((tp) => this.partitions.get(key(tp.topic, tp.partition))).filter((s): s is PartitionState => !!s);
-    const finished = await Promise.all(states.map((s) => s.driver.stop(this.config.shutdown.revokeDeadlineMs)));
+    // at shutdown, stop() already gave the in-flight work its deadline: leaving the group must not wait again
+    const deadlineMs = this.stopped ? 0 : this.config.shutdown.revokeDeadlineMs;
+    const finished = await Promise.all(states.map((s) => s.driver.stop(deadlineMs)));
     const unfinished = states.filter((_, i) => !finished[i]).map((s) => s.lane.partition);
-    if (unfinished.length > 0) {
+    if (unfinished.length > 0 && !this.stopped) {
       this.log.warn({ partitions: unfinished, deadlineMs: this.config.shutdown.revokeDeadlineMs }, 'in-flight work did not finish before the revoke deadline; its messages stay uncommitted');
     }
     await this.commit(states);

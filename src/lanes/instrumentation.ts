@@ -13,7 +13,16 @@ export interface MessageEvent {
 
 export interface RuntimeEvents {
   /** A batch of consecutive messages of one partition handled successfully (in order). */
-  'messages.handled': [MessageEvent & { readonly count: number; readonly lastOffset: string; readonly durationMs: number }];
+  'messages.handled': [
+    MessageEvent & {
+      readonly count: number;
+      readonly lastOffset: string;
+      /** Wall time of the batch's round trip, from hand-over to the pool to its result (and the events it published). */
+      readonly durationMs: number;
+      /** Time handle() took for each of the `count` messages, in ms, measured in the worker (absent when not known). */
+      readonly durationsMs?: Float64Array | undefined;
+    },
+  ];
   'message.retry': [MessageEvent & { readonly attempt: number; readonly delayMs: number; readonly errorClass: string; readonly errorType: string; readonly reason: string }];
   'message.dead_lettered': [MessageEvent & { readonly deadLetterTopic: string; readonly retryCount: number; readonly errorClass: string; readonly errorType: string }];
   'dead_letter.publish_failed': [MessageEvent & { readonly deadLetterTopic: string; readonly attempt: number; readonly reason: string }];

@@ -160,7 +160,7 @@ export class LaneDriver {
         deps.events.emit('messages.handled', {
           handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition,
           offset: batch[0]!.offset.toString(), lastOffset: last.offset.toString(), count: result.completed,
-          durationMs: performance.now() - started,
+          durationMs: performance.now() - started, durationsMs: result.durations,
         });
         this.headAttempt = 1;
         if (!lane.closed) lane.release(result.completed);

@@ -149,6 +149,8 @@ export interface TaskResult {
   readonly published?: ReadonlyArray<readonly PublishedEvent[] | undefined>;
   /** Why message number `completed` failed; absent when the whole batch succeeded. */
   readonly failure?: FailureReport;
+  /** Time handle() took for message i (ms), for the first `completed` messages (the duration histogram). */
+  readonly durations?: Float64Array;
 }
 
 export const PROGRESS_BYTES = 16;

@@ -29,6 +29,10 @@ export class WorkerPool {
   terminated = 0;
   /** Workers that died by themselves. */
   crashed = 0;
+  /** Tasks handed to piscina and not finished yet (running, or waiting for a thread). */
+  private tasks = 0;
+  /** Messages of those tasks, per handler. */
+  private readonly messagesInFlight = new Map<string, number>();
 
   constructor(options: WorkerPoolOptions) {
     const size = options.size > 0 ? options.size : availableParallelism();
@@ -52,6 +56,28 @@ export class WorkerPool {
     return this.piscina.utilization;
   }
 
+  /** Threads running a task now (each runs one task at a time). */
+  get busy(): number {
+    return Math.min(this.tasks, this.size);
+  }
+
+  /** Worker threads alive (a terminated or crashed one is replaced). */
+  get threads(): number {
+    return this.piscina.threads.length;
+  }
+
+  /** Messages handed to the pool and not finished, per handler (handlers with none are absent). */
+  inFlight(): ReadonlyMap<string, number> {
+    return this.messagesInFlight;
+  }
+
+  private track(handler: string, tasks: 1 | -1, messages: number): void {
+    this.tasks += tasks;
+    const n = (this.messagesInFlight.get(handler) ?? 0) + messages;
+    if (n > 0) this.messagesInFlight.set(handler, n);
+    else this.messagesInFlight.delete(handler);
+  }
+
   async run(task: Omit<HandlerTask, 'progress'>): Promise<PoolTaskResult> {
     const progress = createProgress();
     const abort = new AbortController();
@@ -69,6 +95,7 @@ export class WorkerPool {
       timer = setTimeout(watch, Math.max(10, startedAt > 0 ? -overdue : limit));
     };
     timer = setTimeout(watch, limit);
+    this.track(task.handler, 1, task.messages.length);
     try {
       const { messages, ...rest } = task;
       const batch = packBatch(messages);
@@ -95,6 +122,7 @@ export class WorkerPool {
       };
     } finally {
       clearTimeout(timer);
+      this.track(task.handler, -1, -task.messages.length);
     }
   }
 

@@ -2,7 +2,8 @@
  * Runs in a piscina worker thread: imports handler modules (once each) and handles a micro-batch in order.
  * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../ops/logger.ts';
 import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
 import { unpackBatch, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
 
@@ -61,8 +62,10 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
   const handler = await load(task.url);
   const messages = unpackBatch(task.batch);
   let published: Array<PublishedEvent[] | undefined> | undefined;
+  const durations = new Float64Array(messages.length);
   const outcome = (done: number, failure?: FailureReport): TaskResult => ({
     completed: done,
+    durations,
     ...(failure ? { failure } : {}),
     ...(published ? { published: published.slice(0, done) } : {}),
   });
@@ -86,9 +89,11 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
     };
     const attempt = task.attempts?.[i] ?? (i === 0 ? task.firstAttempt : 1);
     const outbox: PublishedEvent[] = [];
-    const handled = handleOne(handler, task, message, attempt, outbox);
+    const started = performance.now();
+    const handled = handleOne(handler, task, message, attempt, outbox, started);
     const failure = handled instanceof Promise ? await handled : handled;
     if (failure) return outcome(i, failure); // what a failed attempt published is never sent
+    durations[i] = performance.now() - started;
     if (outbox.length > 0) {
       (published ??= [])[i] = outbox;
       // tells the main thread that completed messages carry events: if this worker dies, they must run again
@@ -117,8 +122,9 @@ function handleOne(
   message: HandlerMessage,
   attempt: number,
   outbox: PublishedEvent[],
+  /** performance.now() when the message started: its timeout counts from here. */
+  started: number,
 ): FailureReport | undefined | Promise<FailureReport | undefined> {
-  const started = performance.now();
   const state: { controller?: AbortController } = {};
   let log: Logger | undefined;
   const ctx = {
@@ -127,8 +133,13 @@ function handleOne(
       return (state.controller ??= new AbortController()).signal;
     },
     get log(): Logger {
-      baseLogger ??= pino({ name: 'conveyor', level: process.env.LOG_LEVEL ?? 'info' });
-      log ??= baseLogger.child({ handler: task.handler, topic: message.topic, partition: message.partition, offset: message.offset });
+      // the runner's logger settings, redaction included
+      baseLogger ??= createLogger('conveyor', process.env.LOG_LEVEL ?? 'info');
+      const correlationId = message.headers['correlation_id'] ?? message.headers['correlation-id'] ?? message.headers['x-correlation-id'];
+      log ??= baseLogger.child({
+        handler: task.handler, topic: message.topic, partition: message.partition, offset: message.offset,
+        ...(correlationId ? { correlationId } : {}),
+      });
       return log;
     },
     publish(destination: string, events: OutgoingEvent | readonly OutgoingEvent[], options?: PublishOptions): void {

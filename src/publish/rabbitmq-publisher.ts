@@ -311,6 +311,7 @@ export class RabbitPublisher {
     const manager = connectAmqp({
       url: this.config.rabbitmq.url,
       heartbeatSeconds: this.config.rabbitmq.heartbeatSeconds,
+      caFile: this.config.rabbitmq.caFile,
       name: `${this.config.app.name}-publisher`,
       logger: this.logger ?? createLogger('conveyor-publisher', 'silent'),
     });

@@ -126,6 +126,16 @@ export class RabbitSource {
     this.levels = retryLevels(this.deadLetterQueue === null ? null : spec.maxRetries, spec.backoff);
   }
 
+  /** The consumer is registered on a live channel (false while RabbitMQ is unreachable or the channel is being replaced). */
+  get consuming(): boolean {
+    return this.current?.open === true && this.current.consumerTag !== undefined;
+  }
+
+  /** Messages the queue's lanes hold, not yet acked (for metrics; one entry per lane, partition -1). */
+  laneDepths(): Array<{ topic: string; partition: number; depth: number }> {
+    return (this.current?.drivers ?? []).map((d) => ({ topic: this.queue.name, partition: -1, depth: d.lane.size }));
+  }
+
   /** Resolves once the topology is declared and the consumer is registered; waits while RabbitMQ is unreachable. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -10,7 +10,7 @@ describe('the demo', () => {
   it('runs the example handlers, retries, dead-letters, keeps order and reports it', async () => {
     expect(existsSync('dist/demo/demo.js'), 'build first: npm test builds before it tests').toBe(true);
     const { stdout } = await run(process.execPath, ['dist/demo/demo.js'], {
-      env: { ...process.env, KAFKA_BOOTSTRAP_SERVERS: inject('kafkaBrokers'), AMQP_URL: inject('amqpUrl') },
+      env: { ...process.env, KAFKA_BOOTSTRAP_SERVERS: inject('kafkaBrokers'), AMQP_URL: inject('amqpUrl'), CONVEYOR_OPS_PORT: '0' },
       timeout: 170_000,
     });
     const row = (name: string) => stdout.match(new RegExp(`^${name}\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)$`, 'm'))?.slice(1).map(Number);

@@ -1,16 +1,20 @@
 /**
  * vitest globalSetup of the integration project: finds or starts the brokers, proves they answer,
- * and provides their addresses to the tests (`inject('kafkaBrokers')`, `inject('amqpUrl')`).
+ * and provides their addresses to the tests (`inject('kafkaBrokers')`, `inject('amqpUrl')`, and the SASL listener's
+ * `inject('kafkaSaslBrokers')`, empty when there is none: see sasl-listener.ts).
  */
 import type { TestProject } from 'vitest/node';
 import amqp from 'amqplib';
 import { createKafka } from '../../src/kafka/client.ts';
 import { chooseBrokerSources, redactUrl, BrokersUnavailableError, type BrokerSources } from './broker-source.ts';
+import { saslBrokersFor } from './sasl-listener.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     kafkaBrokers: string;
     amqpUrl: string;
+    /** host:port of a SASL_PLAINTEXT listener of the same cluster with the user of sasl-listener.ts; '' when none. */
+    kafkaSaslBrokers: string;
   }
 }
 
@@ -122,5 +126,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await Promise.all([probeKafka(started.kafkaBrokers), probeRabbitMq(started.amqpUrl)]);
   project.provide('kafkaBrokers', started.kafkaBrokers);
   project.provide('amqpUrl', started.amqpUrl);
+  // containers have no SASL listener; the security tests then fail saying so
+  project.provide('kafkaSaslBrokers', sources.kafka.from === 'environment' ? saslBrokersFor(env, started.kafkaBrokers) : '');
   return () => started.stop();
 }

@@ -1,0 +1,83 @@
+/**
+ * Readiness follows Kafka: the local broker is stopped while a runner consumes, /health/ready turns 503 within
+ * 15 s and back to 200 within 15 s of the broker's return, while /health/live stays 200 and the runner keeps
+ * running (seed 000: a broker outage is not a reason to die). It stops the shared local broker for ~15-20 s, so
+ * it has a file of its own; it needs the broker of `npm run brokers`.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
+import { produce, waitFor } from '../support/kafka.ts';
+import { metricValue, opsBaseUrl, opsGet } from '../support/ops-http.ts';
+import { readRecords } from '../support/runner.ts';
+
+/** Not execFileSync: the test's own event loop keeps polling the runner while the broker stops and starts. */
+async function brokers(command: 'start' | 'stop'): Promise<void> {
+  await promisify(execFile)('bash', ['scripts/brokers.sh', command, 'kafka'], { timeout: 180_000 });
+}
+
+describe('ops server: readiness while Kafka is down', () => {
+  const fx = useKafkaFixture();
+
+  it('turns not ready within 15 s of Kafka stopping and ready again within 15 s of its return; live and running throughout', async () => {
+    expect(
+      existsSync('.local/kafka/kafka.pid') && inject('kafkaBrokers') === '127.0.0.1:9092',
+      'this test stops and restarts the local broker: run it against `npm run brokers` (npm test does)',
+    ).toBe(true);
+    const { topic, group } = await fx.topic('ops-ready', 2);
+    await produce(fx.kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: i } })));
+    const runner = await fx.startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '2' } });
+    const base = opsBaseUrl(runner);
+    await waitFor('ready', async () => (await opsGet(base, '/health/ready')).status === 200, 30_000);
+    await waitFor('the first messages handled', () => readRecords(runner.recordFile).length >= 10, 30_000);
+
+    // liveness, polled all along: a broker outage is a readiness matter, never a liveness one
+    const liveness: number[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        liveness.push((await opsGet(base, '/health/live').catch(() => ({ status: 0 }))).status);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+
+    let notReadyAfterMs = -1;
+    let readyAgainAfterMs = -1;
+    try {
+      await brokers('stop');
+      const stopped = Date.now();
+      try {
+        await waitFor('not ready while Kafka is down', async () => (await opsGet(base, '/health/ready')).status === 503, 15_000);
+        notReadyAfterMs = Date.now() - stopped;
+        const ready = await opsGet(base, '/health/ready');
+        expect(ready.json.status).toBe('not_ready');
+        expect(ready.json.reasons.join('\n')).toMatch(/^Kafka unreachable/m);
+        const bus = await opsGet(base, '/health/event-bus');
+        expect(bus.status).toBe(503);
+        expect(bus.json).toMatchObject({ healthy: false, started: true, brokers: { kafka: { up: false } } });
+        expect(metricValue((await opsGet(base, '/metrics')).text, 'conveyor_broker_up{broker="kafka"}')).toBe(0);
+        expect(runner.child.exitCode, 'the runner is still running while Kafka is down').toBeNull();
+      } finally {
+        await brokers('start');
+      }
+      const started = Date.now();
+      await waitFor('ready again once Kafka is back', async () => (await opsGet(base, '/health/ready')).status === 200, 15_000);
+      readyAgainAfterMs = Date.now() - started;
+    } finally {
+      polling = false;
+      await poller;
+    }
+    expect(notReadyAfterMs, 'not ready within 15 s of the stop').toBeLessThanOrEqual(15_000);
+    expect(readyAgainAfterMs, 'ready again within 15 s of the start').toBeLessThanOrEqual(15_000);
+    expect(liveness.length).toBeGreaterThan(5);
+    expect(liveness.every((s) => s === 200), `liveness answers: ${liveness.join(',')}`).toBe(true);
+    expect(metricValue((await opsGet(base, '/metrics')).text, 'conveyor_broker_up{broker="kafka"}')).toBe(1);
+
+    // and it consumes again
+    await produce(fx.kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: 10 + i } })));
+    await waitFor('messages after the outage handled', () => new Set(readRecords(runner.recordFile).map((r) => r.seq)).size >= 20, 60_000);
+    expect((await runner.stop()).code).toBe(0);
+  }, 180_000);
+});
