@@ -92,16 +92,33 @@ export function driverFeatures(): { librdkafkaVersion: string; features: readonl
   return { librdkafkaVersion: kafkaJavascript.librdkafkaVersion, features: kafkaJavascript.features };
 }
 
+/** The same driver line at most once per this period; the count of repeats goes with the next one logged. */
+const DRIVER_LINE_PERIOD_MS = 10_000;
+
 function driverLogger(logger: Logger | undefined, watch: SecurityFailureWatch): KafkaTypes.Logger {
+  // librdkafka repeats a failure per broker thread and attempt (hundreds of "all broker connections are down" in a
+  // second when it gives up): identical lines are rate-limited, never the first of its kind
+  const seen = new Map<string, { at: number; repeats: number }>();
+  const limited = (write: (extra: object, message: string) => void, message: string, extra: object | undefined): void => {
+    const now = Date.now();
+    const last = seen.get(message);
+    if (last && now - last.at < DRIVER_LINE_PERIOD_MS) {
+      last.repeats += 1;
+      return;
+    }
+    if (seen.size > 1000) seen.clear();
+    seen.set(message, { at: now, repeats: 0 });
+    write(last && last.repeats > 0 ? { ...extra, repeatedSinceLast: last.repeats } : (extra ?? {}), message);
+  };
   const adapter = (log: Logger | undefined): KafkaTypes.Logger => ({
     info: (message, extra) => log?.info(extra ?? {}, message),
     warn: (message, extra) => {
       watch.observe(message);
-      log?.warn(extra ?? {}, message);
+      if (log) limited((e, m) => log.warn(e, m), message, extra);
     },
     error: (message, extra) => {
       watch.observe(message);
-      log?.error(extra ?? {}, message);
+      if (log) limited((e, m) => log.error(e, m), message, extra);
     },
     debug: (message, extra) => log?.debug(extra ?? {}, message),
     namespace: (namespace) => adapter(log?.child({ namespace })),

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeadLetterEnvelope } from '../../src/failure/dead-letter.ts';
 import { useKafkaFixture } from '../support/fixture.ts';
 import { brokerConfig, jsonOf, runCli } from '../support/cli.ts';
-import { committedOffsets, deleteTopics, uniqueName, waitFor } from '../support/kafka.ts';
+import { committedOffsets, deleteTopics, readTopicRaw, uniqueName, waitFor } from '../support/kafka.ts';
 import { deleteQueues, drainQueue, openChannel, uniqueQueue, type OpenedChannel } from '../support/rabbitmq.ts';
 import { startRunner } from '../support/runner.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
@@ -22,34 +22,6 @@ interface ListedLetter {
   readonly resolution?: { how: string; resolvedAt: string };
 }
 
-interface RawRecord {
-  readonly partition: number;
-  readonly offset: string;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly headers: Record<string, string>;
-}
-
-/** Every record of a topic with its bytes as stored (a throwaway group, from the beginning), until `count` arrived. */
-async function readRaw(kafka: Kafka, topic: string, count: number): Promise<RawRecord[]> {
-  const consumer = kafka.consumer({ kafkaJS: { groupId: uniqueName('conveyor.test.raw-reader'), fromBeginning: true, autoCommit: false, allowAutoTopicCreation: false } });
-  const got: RawRecord[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [topic] });
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[v.length - 1] : v);
-        got.push({ partition, offset: message.offset, key: message.key ?? null, value: message.value ?? null, headers });
-      },
-    });
-    await waitFor(`${count} records on ${topic}`, () => got.length >= count, 30_000);
-  } finally {
-    await consumer.disconnect();
-  }
-  return got;
-}
 
 describe('conveyor dlq on Kafka', () => {
   const fx = useKafkaFixture();
@@ -119,7 +91,7 @@ describe('conveyor dlq on Kafka', () => {
     expect(replayed.stdout).toContain(`replayed 3 of 3 dead letter(s) from ${dlq}`);
 
     // back on the original topic and partition: same key, value bytes and headers, plus where they came from
-    const records = await readRaw(fx.kafka, topic, 9);
+    const records = await readTopicRaw(fx.kafka, topic, 9);
     const replays = records.filter((r) => r.headers['x-conveyor-replayed-from'] !== undefined);
     expect(replays).toHaveLength(3);
     for (const key of ['k1', 'k2', 'k4']) {
@@ -154,7 +126,7 @@ describe('conveyor dlq on Kafka', () => {
     expect(resolved.code, resolved.stderr).toBe(0);
     expect(resolved.stdout).toContain(`resolved ${k3}`);
     expect(jsonOf<ListedLetter[]>(await runCli(['dlq', 'list', '--config', config, '--json'], env))).toEqual([]);
-    expect((await readRaw(fx.kafka, topic, 9)).length, 'resolve republishes nothing').toBe(9);
+    expect((await readTopicRaw(fx.kafka, topic, 9)).length, 'resolve republishes nothing').toBe(9);
 
     // already resolved, unknown offset, not an id at all: events.dlq.not_found, exit 2
     for (const [args, why] of [

@@ -82,13 +82,22 @@ export async function committedOffsets(admin: Admin, groupId: string, topic: str
   return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
 }
 
-/** Reads every message of a topic from the beginning (a throwaway group), until `count` arrived. */
-export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }>> {
+/** A record as stored: key and value bytes, headers as text. */
+export interface RawRecord {
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Record<string, string>;
+}
+
+/** Reads every record of a topic from the beginning (a throwaway group), bytes as stored, until `count` arrived. */
+export async function readTopicRaw(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<RawRecord[]> {
   // allowAutoTopicCreation false: otherwise the reader's metadata requests re-create the topic after a test deleted it
   const consumer = kafka.consumer({
     kafkaJS: { groupId: uniqueName('conveyor.test.reader'), fromBeginning: true, autoCommit: false, allowAutoTopicCreation: false },
   });
-  const got: Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }> = [];
+  const got: RawRecord[] = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topics: [topic] });
@@ -96,7 +105,7 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[v.length - 1] : v);
-        got.push({ partition, offset: message.offset, key: message.key?.toString() ?? null, value: message.value?.toString() ?? '', headers });
+        got.push({ partition, offset: message.offset, key: message.key ?? null, value: message.value ?? null, headers });
       },
     });
     await waitFor(`${count} messages on ${topic}`, () => got.length >= count, timeoutMs);
@@ -104,4 +113,13 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
     await consumer.disconnect();
   }
   return got;
+}
+
+/** Reads every message of a topic from the beginning (a throwaway group), until `count` arrived; key and value as text. */
+export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }>> {
+  return (await readTopicRaw(kafka, topic, count, timeoutMs)).map((r) => ({
+    ...r,
+    key: r.key?.toString() ?? null,
+    value: r.value?.toString() ?? '',
+  }));
 }

@@ -106,8 +106,8 @@ export function newRecordFile(): string {
   return join(mkdtempSync(join(tmpdir(), 'conveyor-test-')), 'records.jsonl');
 }
 
-/** Starts `node dist/runner.js` with the recorder fixture; resolves once it logged "running". */
-export async function startRunner(options: RunnerOptions): Promise<RunnerProcess> {
+/** A config file for the test brokers: the YAML the runner helpers start `node dist/runner.js` with. */
+export function runnerConfigFile(handlersDir = 'test/fixtures/handlers', extraLines: readonly string[] = []): string {
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-runner-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(
@@ -119,29 +119,41 @@ export async function startRunner(options: RunnerOptions): Promise<RunnerProcess
       'rabbitmq:',
       `  url: "${inject('amqpUrl')}"`,
       'handlers:',
-      `  directory: "${resolve(options.handlersDir ?? 'test/fixtures/handlers')}"`,
-      'commit:',
-      '  intervalMs: 100',
+      `  directory: "${resolve(handlersDir)}"`,
+      ...extraLines,
       'log:',
       '  level: debug',
       '',
     ].join('\n'),
   );
-  const recordFile = options.recordFile ?? newRecordFile();
+  return configFile;
+}
+
+/** Spawns `node dist/runner.js --config <file>` with this environment (over the test's), without waiting for it. */
+export function spawnRunnerProcess(configFile: string, recordFile: string, env: Record<string, string>): RunnerProcess {
   const child = spawn(process.execPath, [resolve('dist/runner.js'), '--config', configFile], {
     env: {
       ...process.env,
       RECORD_FILE: recordFile,
       // runners of a test may run side by side: each ops server on a free port (logged at start)
       CONVEYOR_OPS_PORT: '0',
-      ...(options.topic !== undefined ? { TEST_TOPIC: options.topic } : {}),
-      ...(options.group !== undefined ? { TEST_GROUP: options.group } : {}),
-      ...(options.queue !== undefined ? { TEST_QUEUE: options.queue } : {}),
-      ...options.env,
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const runner = new RunnerProcess(child, recordFile);
+  return new RunnerProcess(child, recordFile);
+}
+
+/** Starts `node dist/runner.js` with the recorder fixture; resolves once it logged "running". */
+export async function startRunner(options: RunnerOptions): Promise<RunnerProcess> {
+  const configFile = runnerConfigFile(options.handlersDir, ['commit:', '  intervalMs: 100']);
+  const recordFile = options.recordFile ?? newRecordFile();
+  const runner = spawnRunnerProcess(configFile, recordFile, {
+    ...(options.topic !== undefined ? { TEST_TOPIC: options.topic } : {}),
+    ...(options.group !== undefined ? { TEST_GROUP: options.group } : {}),
+    ...(options.queue !== undefined ? { TEST_QUEUE: options.queue } : {}),
+    ...options.env,
+  });
   await Promise.race([
     runner.waitForLog('running', 60_000),
     runner.exited.then(({ code }) => {

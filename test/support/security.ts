@@ -3,15 +3,15 @@
  * a TLS server that can forward to a broker (an amqps:// endpoint in front of the plain RabbitMQ), a RabbitMQ
  * user with a password of its own, and runner processes whose every output line can be searched for secrets.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
-import { newRecordFile, RunnerProcess } from './runner.ts';
+import { newRecordFile, runnerConfigFile, spawnRunnerProcess, type RunnerProcess } from './runner.ts';
 
 export { SASL_MECHANISMS, SASL_PASSWORD, SASL_USER } from './sasl-listener.ts';
 
@@ -148,27 +148,5 @@ export function linesWithSecrets(lines: readonly string[], secrets: readonly str
  * brokers, without waiting for it to run (startRunner in runner.ts waits, and fails if it exits first).
  */
 export function spawnRunner(env: Record<string, string>): RunnerProcess {
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-security-'));
-  const configFile = join(dir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'kafka:',
-      `  bootstrapServers: "${inject('kafkaBrokers')}"`,
-      '  autoOffsetReset: earliest',
-      'rabbitmq:',
-      `  url: "${inject('amqpUrl')}"`,
-      'handlers:',
-      `  directory: "${resolve('test/fixtures/handlers')}"`,
-      'log:',
-      '  level: debug',
-      '',
-    ].join('\n'),
-  );
-  const recordFile = newRecordFile();
-  const child = spawn(process.execPath, [resolve('dist/runner.js'), '--config', configFile], {
-    env: { ...process.env, RECORD_FILE: recordFile, CONVEYOR_OPS_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new RunnerProcess(child, recordFile);
+  return spawnRunnerProcess(runnerConfigFile(), newRecordFile(), env);
 }
