@@ -12,7 +12,7 @@ import { extname } from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, EXIT_CONFIG } from '../failure/errors.ts';
-import { redactTokenUrl, redactUrl } from '../ops/redact.ts';
+import { isUrlText, redactSecretUrl, redactUrl } from '../ops/redact.ts';
 import { conveyorSchema, describeValue, isSettingNode, settings } from './schema.ts';
 import type { ConveyorConfig, Setting } from './schema.ts';
 
@@ -64,7 +64,7 @@ export function describeConfig(config: ConveyorConfig): Record<string, unknown> 
     const [section, key] = setting.path.split('.') as [string, string];
     const value = out[section]![key];
     if (typeof value !== 'string' || value === '') continue;
-    out[section]![key] = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactSecretUrl(value) : '***';
+    out[section]![key] = isUrlText(value) ? redactSecretUrl(value) : '***';
   }
   return out;
 }
@@ -81,22 +81,11 @@ function problemOf(setting: Setting, value: unknown): string | undefined {
 }
 
 function describeSecret(value: unknown): string {
-  if (typeof value === 'string') return describeValue(/^amqps?:/i.test(value) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactUrl(value) : redactTokenUrl(value));
+  // not a URL (AMQP_URL=host:5672): shown without any `user:password@` in it
+  if (typeof value === 'string') return describeValue(isUrlText(value) ? redactSecretUrl(value) : redactUrl(value));
   if (value === null || value === undefined) return describeValue(value);
   const kind = Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : `a ${typeof value}`;
   return `${kind} (not shown: the setting is secret)`;
-}
-
-/** A secret URL: no password, and for http(s) (webhooks carry their token in the path) no path or query either. */
-function redactSecretUrl(value: string): string {
-  const shown = redactUrl(value);
-  if (!/^https?:/i.test(shown)) return shown;
-  try {
-    const url = new URL(shown);
-    return url.pathname === '/' && url.search === '' ? shown : `${url.origin}/***`;
-  } catch {
-    return '***';
-  }
 }
 
 const PARSERS: Readonly<Record<string, { readonly language: string; readonly parse: (text: string) => unknown }>> = {

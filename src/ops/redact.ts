@@ -48,6 +48,19 @@ export function redactTokenUrl(text: string): string {
   }
 }
 
+/** Text that starts with a URL scheme (`amqp://`, `https://`, ...). */
+export function isUrlText(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
+}
+
+/**
+ * A URL that is itself a secret setting: an AMQP URL keeps its host and vhost and loses only its password; any
+ * other (webhooks carry their token in the path or query) keeps only scheme, host and port.
+ */
+export function redactSecretUrl(text: string): string {
+  return /^amqps?:/i.test(text) ? redactUrl(text) : redactTokenUrl(text);
+}
+
 /** Field names whose values are secrets, wherever they appear in a log line's object. */
 const SECRET_KEYS = ['password', 'passwd', 'saslPassword', 'sslKeyPassword', 'secret', 'token', 'authorization', 'Authorization', 'cookie', 'sasl.password', 'ssl.key.password'];
 /** Fields that hold an address which may carry credentials; `rabbitmq` is Conveyor's field for the RabbitMQ it uses. */
