@@ -38,7 +38,7 @@ export function retryQueueName(queue: string, retry: number, levels: number): st
 
 /** Every retry queue of a handler, in order. */
 export function retryQueueNames(queue: string, levels: number): string[] {
-  return Array.from({ length: levels }, (_, i) => `${queue}.retry.${i + 1}`);
+  return Array.from({ length: levels }, (_, i) => retryQueueName(queue, i + 1, levels));
 }
 
 /** The attempt number a delivery carries; 1 when absent or nonsense. */

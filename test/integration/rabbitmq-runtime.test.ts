@@ -8,15 +8,8 @@ import type { GetMessage } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/kafka.ts';
 import { deleteExchanges, deleteQueues, drainQueue, openChannel, rabbitApp, uniqueQueue, type OpenedChannel } from '../support/rabbitmq.ts';
+import type { Instruction } from '../fixtures/handlers/recorder.ts';
 import { readRecords, startRunner, type Recorded, type RunnerOptions, type RunnerProcess } from '../support/runner.ts';
-
-interface Instruction {
-  readonly seq: number;
-  readonly delayMs?: number;
-  readonly fail?: 'always' | 'once' | 'never-retry';
-  readonly spin?: boolean;
-  readonly exit?: boolean;
-}
 
 describe('runtime: RabbitMQ queue handlers', () => {
   let mq: OpenedChannel;
@@ -187,7 +180,7 @@ describe('runtime: RabbitMQ queue handlers', () => {
 
   it('a handler that blocks its thread or kills its worker is a RuntimeFailure: dead-lettered, the worker replaced, the rest handled', async () => {
     const queue = await freshQueue('mq-timeouts');
-    await send(queue, [{ seq: 0 }, { seq: 1, spin: true }, { seq: 2 }, { seq: 3, exit: true }, { seq: 4 }] as Instruction[]);
+    await send(queue, [{ seq: 0 }, { seq: 1, spin: true }, { seq: 2 }, { seq: 3, exit: true }, { seq: 4 }]);
     const runner = await run(queue, { TEST_RETRIES: '0', TEST_TIMEOUT_MS: '300', CONVEYOR_TIMEOUT_GRACE_MS: '200' });
     const letters = await drainQueue(mq.channel, `${queue}.dlq`, { count: 2, timeoutMs: 20_000 });
     await waitFor('the others handled', () => [0, 2, 4].every((seq) => readRecords(runner.recordFile).some((r) => r.seq === seq && r.ok)), 10_000);
