@@ -206,8 +206,13 @@ export class Runtime {
             },
           }
         : {}),
-      circuits: { kafka: this.publisher?.circuitState ?? 'closed', rabbitmq: this.rabbitPublisher?.circuitState ?? 'closed' },
+      circuits: this.circuits(),
     };
+  }
+
+  /** The publish circuit breakers' states. */
+  private circuits(): HealthSnapshot['circuits'] {
+    return { kafka: this.publisher?.circuitState ?? 'closed', rabbitmq: this.rabbitPublisher?.circuitState ?? 'closed' };
   }
 
   /** /health/ready: started, every consumer connected and assigned (Kafka) or set up (RabbitMQ), brokers reachable. */
@@ -237,8 +242,8 @@ export class Runtime {
         return { size: pool.size, threads: pool.threads, busy: pool.busy, inFlight: pool.inFlight(), replaced: { crash: pool.crashed, timeout: pool.terminated } };
       },
       circuits: () => {
-        const h = this.health().circuits;
-        return [{ broker: 'kafka', state: h.kafka }, { broker: 'rabbitmq', state: h.rabbitmq }];
+        const { kafka, rabbitmq } = this.circuits();
+        return [{ broker: 'kafka', state: kafka }, { broker: 'rabbitmq', state: rabbitmq }];
       },
       brokers: () => {
         const { kafka, rabbitmq } = this.health();
