@@ -5,13 +5,12 @@
  * consumer with manual assignment, so the CLI never joins a consumer group (it would trigger a rebalance).
  */
 import { randomUUID } from 'node:crypto';
-import kafkaJavascript from '@confluentinc/kafka-javascript';
-import type { KafkaConsumer as RdKafkaConsumer, Message, MessageHeader } from '@confluentinc/kafka-javascript';
+import type { Message, MessageHeader } from '@confluentinc/kafka-javascript';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
+import { assignedConsumer, connectConsumer, type KafkaConsumer as RdKafkaConsumer } from '../kafka/assigned-consumer.ts';
 import { createKafka, kafkaClientOptions, securityProperties, type Admin } from '../kafka/client.ts';
 
-const { KafkaConsumer } = kafkaJavascript;
 
 /** librdkafka codes that mean "the cluster did not answer": transport failure, timeout, all brokers down. */
 const UNREACHABLE = new Set([-195, -185, -187]);
@@ -202,28 +201,22 @@ export class CliKafka {
   }
 
   private async consumer(groupId: string, extra: Record<string, unknown>): Promise<RdKafkaConsumer> {
-    const consumer = new KafkaConsumer(
-      {
-        'bootstrap.servers': this.config.kafka.bootstrapServers,
-        'client.id': `${this.config.app.name}-cli`,
-        'group.id': groupId,
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
-        'allow.auto.create.topics': false,
-        ...securityProperties(this.config),
-        ...extra,
-      } as never,
-      { 'auto.offset.reset': 'earliest' },
-    );
+    const consumer = assignedConsumer({
+      brokers: this.config.kafka.bootstrapServers,
+      clientId: `${this.config.app.name}-cli`,
+      groupId,
+      security: securityProperties(this.config),
+      consumeTimeoutMs: 200,
+      properties: extra,
+    });
     this.consumers.add(consumer);
     await this.bounded(
       'connecting',
-      new Promise<void>((resolve, reject) => consumer.connect({ timeout: this.timeoutMs }, (err) => (err ? reject(err) : resolve()))),
+      connectConsumer(consumer, { timeout: this.timeoutMs }),
     ).catch((err: unknown) => {
       this.consumers.delete(consumer);
       throw this.failure('connecting', err);
     });
-    consumer.setDefaultConsumeTimeout(200);
     return consumer;
   }
 

@@ -2,14 +2,12 @@
  * Reads the timestamp of the first message at or after given offsets: what the lag monitor needs to tell a
  * partition's lag in time (the age of the oldest message a group has not committed yet).
  *
- * A consumer of its own, on the driver's low-level API because the KafkaJS-shaped one has no manual assignment:
- * `assign()` at the wanted offsets, take one message per partition, `unassign()`. It never joins a consumer group
- * (no subscribe) and never commits (auto-commit and the offset store are off); its group.id is only a name
- * librdkafka insists on.
+ * A consumer of its own that never joins a group or commits (assigned-consumer.ts): `assign()` at the wanted
+ * offsets, take one message per partition, `unassign()`.
  */
 import { randomUUID } from 'node:crypto';
-import kafkaJavascript from '@confluentinc/kafka-javascript';
-import type { EofEvent, KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
+import type { EofEvent, Message } from '@confluentinc/kafka-javascript';
+import { assignedConsumer, connectConsumer, type KafkaConsumer } from './assigned-consumer.ts';
 import { BrokerFailure } from '../failure/errors.ts';
 import type { KafkaClientOptions } from './client.ts';
 
@@ -108,15 +106,14 @@ export class MessageTimestampReader {
   async #connect(timeoutMs: number): Promise<KafkaConsumer> {
     if (this.#consumer) return this.#consumer;
     const { brokers, clientId, security } = this.#options;
-    const consumer = new kafkaJavascript.KafkaConsumer(
-      {
-        'metadata.broker.list': brokers.join(','),
-        'client.id': `${clientId}-lag-reader`,
-        'group.id': `conveyor.lag-reader.${randomUUID()}`,
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
+    const consumer = assignedConsumer({
+      brokers: brokers.join(','),
+      clientId: `${clientId}-lag-reader`,
+      groupId: `conveyor.lag-reader.${randomUUID()}`,
+      security: security ?? {},
+      consumeTimeoutMs: POLL_MS,
+      properties: {
         'enable.partition.eof': true,
-        'allow.auto.create.topics': false,
         // see the message at the committed offset even inside an open transaction: the end offset the lag is
         // counted to is the high watermark, which includes those messages too
         'isolation.level': 'read_uncommitted',
@@ -127,18 +124,11 @@ export class MessageTimestampReader {
         'fetch.queue.backoff.ms': 10,
         'fetch.error.backoff.ms': 10,
         'fetch.wait.max.ms': 10,
-        ...security,
-      } as never,
-      { 'auto.offset.reset': 'earliest' },
-    );
-    consumer.setDefaultConsumeTimeout(POLL_MS);
-    // errors surface as a read timeout; without a listener they would only be dropped anyway
-    consumer.on('event.error', () => {});
-    await new Promise<void>((resolve, reject) =>
-      consumer.connect({ allTopics: false, timeout: timeoutMs }, (error) =>
-        error ? reject(new BrokerFailure(`cannot reach Kafka at ${brokers.join(',')}: ${error.message}`, { cause: error })) : resolve(),
-      ),
-    );
+      },
+    });
+    await connectConsumer(consumer, { allTopics: false, timeout: timeoutMs }).catch((error: Error) => {
+      throw new BrokerFailure(`cannot reach Kafka at ${brokers.join(',')}: ${error.message}`, { cause: error });
+    });
     this.#consumer = consumer;
     return consumer;
   }
