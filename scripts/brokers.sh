@@ -16,7 +16,8 @@ KAFKA_SASL_PORT="${CONVEYOR_KAFKA_SASL_PORT:-9094}"
 # A throwaway secret of a loopback-only test broker, not a credential of anything real.
 KAFKA_SASL_USER=conveyor
 KAFKA_SASL_PASSWORD=conveyor-local-sasl-3f9d1c7a
-KAFKA_HOME="$CONVEYOR_LOCAL/kafka"
+# CONVEYOR_KAFKA_HOME: a second, throwaway broker (other ports, its own data) for tests that format or kill one
+KAFKA_HOME="${CONVEYOR_KAFKA_HOME:-$CONVEYOR_LOCAL/kafka}"
 KAFKA_POM="$CONVEYOR_ROOT/scripts/kafka/pom.xml"
 KAFKA_PID_FILE="$KAFKA_HOME/kafka.pid"
 KAFKA_READY_SECONDS="${CONVEYOR_KAFKA_READY_SECONDS:-120}"
