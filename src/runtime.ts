@@ -12,6 +12,7 @@ import { Instrumentation } from './lanes/instrumentation.ts';
 import { eventBusHealth, readiness, type EventBusHealth, type HealthSnapshot, type Readiness } from './ops/health.ts';
 import { KAFKA_PROBE_DEFAULTS, KafkaProbe } from './ops/kafka-probe.ts';
 import { LagMonitor } from './ops/lag-monitor.ts';
+import { PlatformaticTopicInspector } from './kafka/topic-inspector.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { ConveyorMetrics, type MetricsReadings } from './ops/metrics.ts';
 import { OpsServer } from './ops/ops-server.ts';
@@ -48,6 +49,7 @@ export class Runtime {
   private opsServer: OpsServer | undefined;
   private kafkaProbe: KafkaProbe | undefined;
   private lagMonitor: LagMonitor | undefined;
+  private readonly topicInspector: PlatformaticTopicInspector;
   /** Where the ops server listens, once it does (ops.enabled). */
   opsAddress: { readonly host: string; readonly port: number } | undefined;
 
@@ -55,6 +57,10 @@ export class Runtime {
     this.config = config;
     this.handlers = handlers;
     this.logger = logger;
+    this.topicInspector = new PlatformaticTopicInspector({
+      brokers: config.kafka.bootstrapServers.split(',').map((b) => b.trim()),
+      clientId: `${config.app.name}-topics`,
+    });
     this.events.on('messages.handled', (e) => (this.stats.handled += e.count));
     this.events.on('message.retry', () => (this.stats.retries += 1));
     this.events.on('message.dead_lettered', () => (this.stats.deadLettered += 1));
@@ -78,7 +84,7 @@ export class Runtime {
     const { config, logger } = this;
     // metrics and the ops server before anything connects: liveness answers (and readiness says why not) during start-up
     this.metricsRegistry = new ConveyorMetrics(this.events, {
-      handlers: this.handlers.map((h) => ({ name: h.name, topics: h.queue ? [h.queue.name] : [...h.topics] })),
+      handlers: this.handlers.map((h) => (h.queue ? { name: h.name, topics: [h.queue.name] } : { name: h.name, topics: [...h.topics], group: h.group })),
       readings: this.metricsReadings(),
     });
     if (config.ops.enabled) {
@@ -124,7 +130,7 @@ export class Runtime {
     this.sources = this.handlers.map((spec) =>
       spec.broker === 'rabbitmq'
         ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger })
-        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger }),
+        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger, topics: this.topicInspector }),
     );
     logger.info(
       {
@@ -161,6 +167,7 @@ export class Runtime {
       await this.amqp?.close().catch(() => {});
       await this.pool?.close();
       await this.kafkaProbe?.stop();
+      await this.topicInspector.close();
       // last: liveness and metrics answer until the very end
       this.metricsRegistry?.close();
       await this.opsServer?.stop();

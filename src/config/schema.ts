@@ -41,6 +41,10 @@ export interface ConveyorConfig {
     assignmentStrategy: 'cooperative-sticky' | 'range' | 'roundrobin';
     /** Messages per fetch batch handed to the runtime (js.consumer.max.batch.size). */
     maxBatchSize: number;
+    /** Consumer group protocol: classic (JoinGroup/SyncGroup) or consumer (KIP-848). */
+    groupProtocol: 'classic' | 'consumer';
+    /** How often consumers refresh topic metadata: the most it takes to notice a new partition or topic. */
+    metadataRefreshMs: number;
     /** How the clients talk to the brokers: TLS and/or SASL. */
     securityProtocol: 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
     saslMechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
@@ -126,6 +130,8 @@ export interface ConveyorConfig {
   };
   commit: {
     intervalMs: number;
+    /** A commit not answered within this is counted as failed; the next one carries the newest watermark. */
+    timeoutMs: number;
   };
   shutdown: {
     deadlineMs: number;
@@ -310,7 +316,7 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
     },
     timeoutSeconds: { doc: 'Broker operation timeout, in seconds.', format: decimal(1, 300), default: 30, env: 'KAFKA_TIMEOUT_SECONDS' },
     autoOffsetReset: {
-      doc: 'Where a consumer group with no committed offset starts reading.',
+      doc: 'Where a consumer group starts reading on its very first start on a topic; a partition or topic that appears later is read from its beginning whatever this says.',
       format: oneOf('earliest', 'latest'),
       default: 'latest',
       env: 'KAFKA_AUTO_OFFSET_RESET',
@@ -357,6 +363,18 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: integer(1, 100_000),
       default: 1000,
       env: 'KAFKA_MAX_BATCH_SIZE',
+    },
+    groupProtocol: {
+      doc: 'Consumer group protocol: classic (JoinGroup/SyncGroup, client-side assignment) or consumer (KIP-848: broker-side assignment, incremental by design; needs Kafka 4.0+). docs/runtime.md compares them.',
+      format: oneOf('classic', 'consumer'),
+      default: 'classic',
+      env: 'KAFKA_GROUP_PROTOCOL',
+    },
+    metadataRefreshMs: {
+      doc: 'How often each consumer refreshes the metadata of its topics, in milliseconds: a partition added to a topic, or a topic created after start-up, is consumed at most this long (plus a rebalance) after it appears.',
+      format: integer(1000, 300_000),
+      default: 10_000,
+      env: 'KAFKA_METADATA_REFRESH_MS',
     },
     securityProtocol: {
       doc: 'How the Kafka clients connect: plaintext, ssl (TLS), sasl_plaintext (SASL without TLS) or sasl_ssl (SASL over TLS).',
@@ -577,6 +595,12 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
   },
   commit: {
     intervalMs: { doc: 'How often acknowledged offsets are committed.', format: integer(10, 60_000), default: 1000, env: 'CONVEYOR_COMMIT_INTERVAL_MS' },
+    timeoutMs: {
+      doc: 'How long one commit may take before it counts as failed (logged; the next commit carries the newest watermark).',
+      format: integer(100, 120_000),
+      default: 5000,
+      env: 'CONVEYOR_COMMIT_TIMEOUT_MS',
+    },
   },
   shutdown: {
     deadlineMs: {

@@ -4,6 +4,7 @@
  * and on a revoke stops those lanes, lets their in-flight batch finish, commits, then releases them.
  */
 import kafkaJavascript from '@confluentinc/kafka-javascript';
+import { CoalescedRun } from '../ack/coalesced-run.ts';
 import { OffsetTracker } from '../ack/offset-tracker.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { RECONNECT_BACKOFF } from '../failure/backoff.ts';
@@ -16,6 +17,7 @@ import { PartitionLane, type LaneRecord } from '../lanes/partition-lane.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
 import type { Consumer, IHeaders, Kafka, KafkaMessage } from './client.ts';
+import { decideStart, type TopicInspector } from './start-position.ts';
 
 const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = kafkaJavascript.CODES.ERRORS;
 
@@ -30,6 +32,21 @@ interface TopicPartition {
   readonly partition: number;
 }
 
+/** An assignment entry handed back to the driver: with an offset, the partition starts there. */
+interface PositionedPartition extends TopicPartition {
+  readonly offset?: number;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export interface KafkaSourceDeps {
   readonly kafka: Kafka;
   readonly pool: WorkerPool;
@@ -37,6 +54,8 @@ export interface KafkaSourceDeps {
   readonly publishers: Readonly<Record<Broker, EventSender>>;
   readonly events: Instrumentation;
   readonly logger: Logger;
+  /** Partition counts and end offsets of the handlers' topics (an admin client: start-position.ts). */
+  readonly topics: TopicInspector;
 }
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -61,12 +80,16 @@ export class KafkaSource {
   private readonly partitions = new Map<string, PartitionState>();
   private consumer: Consumer | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
-  private committing: Promise<void> = Promise.resolve();
+  /** One commit in flight at most, one coalesced behind it (commit()). */
+  private readonly commits = new CoalescedRun(() => this.commitOnce());
+  private commitFailures = 0;
   private stopped = false;
   /** consumer.connect() resolved: until then there is nothing to commit, and disconnect() waits for the connect. */
   private connected = false;
   /** The group's first rebalance gave this member its assignment (possibly empty). */
   private assignedOnce = false;
+  /** Partitions of each topic when this member started (start-position.ts); undefined: could not be read. */
+  private partitionsAtStart: Map<string, number> | undefined;
 
   constructor(spec: HandlerSpec, config: ConveyorConfig, deps: KafkaSourceDeps) {
     this.spec = spec;
@@ -92,18 +115,28 @@ export class KafkaSource {
 
   async start(): Promise<void> {
     const { kafka: k } = this.config;
+    const classic = k.groupProtocol === 'classic';
     const consumer = this.deps.kafka.consumer({
-      kafkaJS: { groupId: this.spec.group, fromBeginning: k.autoOffsetReset === 'earliest', autoCommit: false },
+      // auto.offset.reset is always earliest: autoOffsetReset is applied by onAssign (start-position.ts), only to
+      // a group's first start on a topic, so a partition or topic that appears later is never skipped
+      kafkaJS: { groupId: this.spec.group, fromBeginning: true, autoCommit: false },
       'group.id': this.spec.group,
       ...(k.instanceId ? { 'group.instance.id': k.instanceId } : {}),
-      // static members get the long session of seed 000 (restarts without rebalance); dynamic ones a short one,
-      // so that a crashed member's partitions move on quickly
-      'session.timeout.ms': k.instanceId ? k.sessionTimeoutMs : k.dynamicSessionTimeoutMs,
+      ...(classic
+        ? {
+            // static members get the long session of seed 000 (restarts without rebalance); dynamic ones a short
+            // one, so that a crashed member's partitions move on quickly
+            'session.timeout.ms': k.instanceId ? k.sessionTimeoutMs : k.dynamicSessionTimeoutMs,
+            'partition.assignment.strategy': k.assignmentStrategy,
+          }
+        : // KIP-848: the broker assigns (always incrementally) and keeps the session (group.consumer.session.timeout.ms)
+          { 'group.protocol': 'consumer' }),
       // a mistyped handler topic must not create a topic
       'allow.auto.create.topics': false,
-      'partition.assignment.strategy': k.assignmentStrategy,
+      // new partitions and topics are noticed within this (librdkafka's default is 5 minutes)
+      'topic.metadata.refresh.interval.ms': k.metadataRefreshMs,
       'enable.auto.commit': false,
-      'auto.offset.reset': k.autoOffsetReset,
+      'auto.offset.reset': 'earliest',
       'js.consumer.max.batch.size': k.maxBatchSize,
       'reconnect.backoff.ms': RECONNECT_BACKOFF.initialMs,
       'reconnect.backoff.max.ms': RECONNECT_BACKOFF.maxMs,
@@ -112,6 +145,7 @@ export class KafkaSource {
     this.consumer = consumer;
     await consumer.connect();
     this.connected = true;
+    if (!this.stopped) this.partitionsAtStart = await this.readPartitionCounts();
     if (this.stopped) {
       // stop() came while connecting and returned at once: leave now, without ever joining the group.
       await consumer.disconnect().catch(() => {});
@@ -133,7 +167,10 @@ export class KafkaSource {
     });
     this.commitTimer = setInterval(() => void this.commit(), this.config.commit.intervalMs);
     this.commitTimer.unref();
-    this.log.info({ topics: this.spec.topics, instanceId: k.instanceId || undefined, strategy: k.assignmentStrategy }, 'consumer started');
+    this.log.info(
+      { topics: this.spec.topics, instanceId: k.instanceId || undefined, protocol: k.groupProtocol, strategy: classic ? k.assignmentStrategy : undefined },
+      'consumer started',
+    );
   }
 
   private state(topic: string, partition: number): PartitionState {
@@ -204,7 +241,7 @@ export class KafkaSource {
     }
   }
 
-  private async onRebalance(err: { code: number }, assignment: TopicPartition[]): Promise<void> {
+  private async onRebalance(err: { code: number }, assignment: TopicPartition[]): Promise<PositionedPartition[] | undefined> {
     const partitions = assignment.map(({ topic, partition }) => ({ topic, partition }));
     if (err.code === ERR__ASSIGN_PARTITIONS) {
       for (const { topic, partition } of partitions) {
@@ -212,14 +249,94 @@ export class KafkaSource {
         if (stale?.lane.closed) this.partitions.delete(key(topic, partition));
         this.state(topic, partition);
       }
+      const positioned = await this.startPositions(partitions);
       this.assignedOnce = true;
       this.log.info({ partitions }, 'partitions assigned');
       this.deps.events.emit('partitions.assigned', { group: this.spec.group, partitions });
-    } else if (err.code === ERR__REVOKE_PARTITIONS) {
-      await this.revoke(partitions);
-    } else {
-      this.log.error({ code: err.code }, 'rebalance error');
+      return positioned;
     }
+    if (err.code === ERR__REVOKE_PARTITIONS) await this.revoke(partitions);
+    else this.log.error({ code: err.code }, 'rebalance error');
+    return undefined;
+  }
+
+  /** The partitions each topic had when this member started; undefined when they could not be read. */
+  private async readPartitionCounts(): Promise<Map<string, number> | undefined> {
+    try {
+      return await this.deps.topics.partitionCounts(this.spec.topics, this.config.commit.timeoutMs);
+    } catch (err) {
+      this.log.warn({ err }, 'could not read the partitions of the topics at start: partitions without a committed offset will be read from their beginning');
+      return undefined;
+    }
+  }
+
+  /**
+   * Where each newly assigned partition starts (start-position.ts). Returns the assignment with explicit offsets
+   * when some partition starts at its end (a group's first start with autoOffsetReset latest), else undefined
+   * (librdkafka resumes from the committed offset, or reads from the beginning). Never throws: what cannot be read
+   * is read from the beginning.
+   */
+  private async startPositions(partitions: readonly TopicPartition[]): Promise<PositionedPartition[] | undefined> {
+    const consumer = this.consumer;
+    if (!consumer || partitions.length === 0) return undefined;
+    const timeoutMs = this.config.commit.timeoutMs;
+    const topics = [...new Set(partitions.map((p) => p.topic))];
+    let committed: Set<string> | undefined;
+    let counts: Map<string, number> | undefined;
+    try {
+      counts = await this.deps.topics.partitionCounts(topics, timeoutMs);
+      const all = topics.flatMap((topic) => Array.from({ length: counts!.get(topic) ?? 0 }, (_, partition) => ({ topic, partition })));
+      const offsets = await withTimeout(consumer.committed(all, timeoutMs), timeoutMs + 1000, 'reading committed offsets');
+      // librdkafka answers null (or a negative offset) where nothing is committed
+      committed = new Set(offsets.filter((o) => o.offset != null && BigInt(o.offset) >= 0n).map((o) => key(o.topic, o.partition)));
+    } catch (err) {
+      this.log.warn({ err, partitions }, 'could not read the committed offsets of newly assigned partitions: those without one are read from their beginning');
+    }
+    const reset = this.config.kafka.autoOffsetReset;
+    const decisions = partitions.map((tp) => ({
+      tp,
+      decision: decideStart(
+        {
+          partition: tp.partition,
+          committed: committed?.has(key(tp.topic, tp.partition)),
+          partitionsAtStart: this.partitionsAtStart ? (this.partitionsAtStart.get(tp.topic) ?? 0) : undefined,
+          siblingsCommitted: committed && counts
+            ? Array.from({ length: counts.get(tp.topic) ?? 0 }, (_, p) => p).some((p) => p !== tp.partition && committed!.has(key(tp.topic, p)))
+            : undefined,
+        },
+        reset,
+      ),
+    }));
+    const notCommitted = decisions.filter((d) => d.decision.start !== 'committed');
+    if (notCommitted.length > 0) {
+      this.log.info({ partitions: notCommitted.map(({ tp, decision }) => ({ ...tp, ...decision })) }, 'partitions without a committed offset: start positions');
+    }
+    const latest = decisions.filter((d) => d.decision.start === 'latest').map((d) => d.tp);
+    if (latest.length === 0) return undefined;
+    const ends = new Map<string, bigint>();
+    try {
+      for (const topic of new Set(latest.map((tp) => tp.topic))) {
+        const parts = latest.filter((tp) => tp.topic === topic).map((tp) => tp.partition);
+        for (const [partition, end] of await this.deps.topics.endOffsets(topic, parts, timeoutMs)) ends.set(key(topic, partition), end);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'could not read the end offsets for autoOffsetReset latest: reading those partitions from their beginning');
+      return undefined;
+    }
+    const pins = latest
+      .filter((tp) => ends.has(key(tp.topic, tp.partition)))
+      .map((tp) => ({ topic: tp.topic, partition: tp.partition, offset: ends.get(key(tp.topic, tp.partition))!.toString() }));
+    // pinned once the assignment is in place: every later owner of these partitions finds a committed offset
+    setImmediate(() => {
+      void withTimeout(consumer.commitOffsets(pins), timeoutMs, 'committing the start positions').then(
+        () => this.log.info({ offsets: pins }, 'group start positions committed (autoOffsetReset latest)'),
+        (err: unknown) => this.log.warn({ err, offsets: pins }, 'could not commit the start positions; the next owner reads those partitions from their beginning'),
+      );
+    });
+    return partitions.map((tp) => {
+      const end = ends.get(key(tp.topic, tp.partition));
+      return end === undefined || !latest.includes(tp) ? { ...tp } : { ...tp, offset: Number(end) };
+    });
   }
 
   /** Invariant 4: stop fetching into those lanes, let the in-flight batch finish, commit, then release. */
@@ -232,33 +349,60 @@ export class KafkaSource {
     if (unfinished.length > 0 && !this.stopped) {
       this.log.warn({ partitions: unfinished, deadlineMs: this.config.shutdown.revokeDeadlineMs }, 'in-flight work did not finish before the revoke deadline; its messages stay uncommitted');
     }
-    await this.commit(states);
+    await this.commit();
     for (const s of states) this.partitions.delete(key(s.lane.topic, s.lane.partition));
     this.log.info({ partitions }, 'partitions revoked');
     this.deps.events.emit('partitions.revoked', { group: this.spec.group, partitions });
   }
 
-  /** Commits every partition's watermark that moved (all partitions, or the given ones). Never throws. */
-  commit(only?: readonly PartitionState[]): Promise<void> {
-    this.committing = this.committing.then(async () => {
-      const consumer = this.consumer;
-      if (!consumer) return;
-      const states = only ?? [...this.partitions.values()];
-      const offsets = states
-        .map((s) => ({ s, offset: s.tracker.uncommitted() }))
-        .filter((x): x is { s: PartitionState; offset: bigint } => x.offset !== undefined);
-      if (offsets.length === 0) return;
-      const list = offsets.map(({ s, offset }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString() }));
-      try {
-        await consumer.commitOffsets(list);
-        for (const { s, offset } of offsets) s.tracker.markCommitted(offset);
-        this.deps.events.emit('offsets.committed', { group: this.spec.group, offsets: list });
-        this.log.debug({ offsets: list }, 'offsets committed');
-      } catch (err) {
-        this.log.warn({ err, offsets: list }, 'commit failed; will retry with the next commit');
+  /**
+   * Commits every owned partition's watermark that moved. Never throws. Coalesced: at most one commit is in flight
+   * and at most one waits behind it; callers that come meanwhile share the waiting one, which snapshots the
+   * watermarks when it starts, so it carries the newest. A commit not answered within commit.timeoutMs counts as
+   * failed (librdkafka can hold a commit for as long as the coordinator is gone): it is logged, and the next commit
+   * carries the watermark again. A caller's promise resolves once a commit that started after its call settled.
+   */
+  commit(): Promise<void> {
+    return this.commits.run();
+  }
+
+  private async commitOnce(): Promise<void> {
+    const consumer = this.consumer;
+    if (!consumer || !this.connected) return;
+    const offsets = [...this.partitions.values()]
+      .map((s) => ({ s, offset: s.tracker.uncommitted() }))
+      .filter((x): x is { s: PartitionState; offset: bigint } => x.offset !== undefined);
+    if (offsets.length === 0) return;
+    const list = offsets.map(({ s, offset }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString() }));
+    const timeoutMs = this.config.commit.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    try {
+      await Promise.race([
+        consumer.commitOffsets(list),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            timedOut = true;
+            reject(new Error(`no answer within ${timeoutMs} ms (commit.timeoutMs)`));
+          }, timeoutMs);
+        }),
+      ]);
+      for (const { s, offset } of offsets) s.tracker.markCommitted(offset);
+      this.commitFailures = 0;
+      this.deps.events.emit('offsets.committed', { group: this.spec.group, offsets: list });
+      this.log.debug({ offsets: list }, 'offsets committed');
+    } catch (err) {
+      this.commitFailures += 1;
+      const reason = err instanceof Error ? err.message : String(err);
+      this.deps.events.emit('offsets.commit_failed', { group: this.spec.group, offsets: list, reason, timedOut });
+      // one line per failure streak step (1st, 2nd, 4th, 8th ...): an outage of minutes logs a handful of lines
+      const n = this.commitFailures;
+      if ((n & (n - 1)) === 0) {
+        this.log.warn({ err, offsets: list, failuresInARow: n, timedOut }, 'commit failed; the next commit carries the newest watermark');
       }
-    });
-    return this.committing;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Graceful stop: no new work, in-flight batches finish (bounded), final commit, leave the group. */

@@ -27,6 +27,8 @@ export interface RuntimeEvents {
   'message.dead_lettered': [MessageEvent & { readonly deadLetterTopic: string; readonly retryCount: number; readonly errorClass: string; readonly errorType: string }];
   'dead_letter.publish_failed': [MessageEvent & { readonly deadLetterTopic: string; readonly attempt: number; readonly reason: string }];
   'offsets.committed': [{ readonly group: string; readonly offsets: ReadonlyArray<{ topic: string; partition: number; offset: string }> }];
+  /** A commit failed or was not answered within commit.timeoutMs; the next commit carries the newest watermark. */
+  'offsets.commit_failed': [{ readonly group: string; readonly offsets: ReadonlyArray<{ topic: string; partition: number; offset: string }>; readonly reason: string; readonly timedOut: boolean }];
   'partitions.assigned': [{ readonly group: string; readonly partitions: ReadonlyArray<{ topic: string; partition: number }> }];
   'partitions.revoked': [{ readonly group: string; readonly partitions: ReadonlyArray<{ topic: string; partition: number }> }];
   'partition.paused': [{ readonly group: string; readonly topic: string; readonly partition: number; readonly queued: number; readonly bytes: number }];

@@ -31,6 +31,8 @@ export interface MetricsReadings {
 export interface MetricsHandler {
   readonly name: string;
   readonly topics: readonly string[];
+  /** Kafka handlers: the consumer group, whose lag level is exported (0, ok) from the start. */
+  readonly group?: string;
 }
 
 export interface ConveyorMetricsOptions {
@@ -108,6 +110,12 @@ export class ConveyorMetrics {
     const committed = new Counter({
       name: 'conveyor_offsets_committed_total',
       help: 'Partition offsets committed (one per partition per commit).',
+      labelNames: ['group'] as const,
+      registers,
+    });
+    const commitFailures = new Counter({
+      name: 'conveyor_offset_commit_failures_total',
+      help: 'Commits that failed or were not answered within commit.timeoutMs (the next commit carries the newest watermark).',
       labelNames: ['group'] as const,
       registers,
     });
@@ -222,6 +230,11 @@ export class ConveyorMetrics {
 
     // Every handler's outcomes start at 0, so that rate() and absent() work from the first scrape.
     for (const h of options.handlers) {
+      if (h.group !== undefined) {
+        lagLevel.set({ group: h.group }, LAG_LEVEL_VALUE.ok);
+        committed.inc({ group: h.group }, 0);
+        commitFailures.inc({ group: h.group }, 0);
+      }
       for (const topic of h.topics) {
         for (const result of ['ok', 'retried', 'dead_lettered']) messages.inc({ handler: h.name, topic, result }, 0);
         duration.zero({ handler: h.name, topic });
@@ -258,6 +271,7 @@ export class ConveyorMetrics {
       },
       'dead_letter.publish_failed': (e) => deadLetterFailures.inc({ handler: e.handler, topic: e.topic }),
       'offsets.committed': (e) => committed.inc({ group: e.group }, e.offsets.length),
+      'offsets.commit_failed': (e) => commitFailures.inc({ group: e.group }),
       'partitions.assigned': (e) => rebalances.inc({ group: e.group, kind: 'assigned' }),
       'partitions.revoked': (e) => rebalances.inc({ group: e.group, kind: 'revoked' }),
       'lag.sampled': (e) => {

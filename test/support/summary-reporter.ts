@@ -1,21 +1,10 @@
 /**
  * Adds one plain closing line, `N passed, N failed, N skipped`, after vitest's own summary, so that CI
  * (which reads such a line in any language) can tell how many tests ran. Skipped tests are never counted as passed.
- *
- * With CONVEYOR_TEST_SUMMARY set, it also writes the counts as JSON there, with the test files whose test
- * process died of a signal (scripts/test.sh reruns those once: see the comment there).
+ * A test file whose process died of a signal is a failure like any other (nothing is run again), and is named
+ * on a line of its own.
  */
-import { writeFileSync } from 'node:fs';
 import type { Reporter, TestModule, TestRunEndReason } from 'vitest/node';
-
-export interface TestSummary {
-  readonly passed: number;
-  /** Failed tests and errors other than crashed test processes. */
-  readonly failed: number;
-  readonly skipped: number;
-  /** Test files whose worker process died of a signal, and the signal. */
-  readonly crashed: ReadonlyArray<{ readonly file: string; readonly signal: string; readonly tests: number; readonly passed: number }>;
-}
 
 const CRASH = /Worker exited unexpectedly with signal (SIG[A-Z]+) .*while running test file (\S+)/;
 
@@ -50,9 +39,8 @@ export default class SummaryReporter implements Reporter {
     }
     // a run that failed before any test (e.g. no brokers in global setup) is not a clean zero
     if (reason !== 'passed' && failed === 0 && crashed.length === 0) failed = 1;
-    if (process.env.CONVEYOR_TEST_SUMMARY) {
-      const summary: TestSummary = { passed, failed, skipped, crashed };
-      writeFileSync(process.env.CONVEYOR_TEST_SUMMARY, JSON.stringify(summary));
+    for (const c of crashed) {
+      process.stdout.write(`\nthe test process of ${c.file} died of ${c.signal} after ${c.passed} of its ${c.tests} tests passed: a crash, counted as a failure\n`);
     }
     process.stdout.write(`\n${passed} passed, ${failed + crashed.length} failed, ${skipped} skipped\n`);
   }

@@ -46,6 +46,8 @@ const DEFAULTS: ConveyorConfig = {
     dynamicSessionTimeoutMs: 45_000,
     assignmentStrategy: 'cooperative-sticky',
     maxBatchSize: 1000,
+    groupProtocol: 'classic',
+    metadataRefreshMs: 10_000,
     securityProtocol: 'plaintext',
     saslMechanism: 'SCRAM-SHA-512',
     saslUsername: '',
@@ -63,7 +65,7 @@ const DEFAULTS: ConveyorConfig = {
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
   pool: { size: 0, maxBatch: 64, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
-  commit: { intervalMs: 1000 },
+  commit: { intervalMs: 1000, timeoutMs: 5000 },
   shutdown: { deadlineMs: 25_000, revokeDeadlineMs: 10_000 },
   log: { level: 'info' },
 };
