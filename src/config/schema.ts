@@ -45,6 +45,8 @@ export interface ConveyorConfig {
     groupProtocol: 'classic' | 'consumer';
     /** How often consumers refresh topic metadata: the most it takes to notice a new partition or topic. */
     metadataRefreshMs: number;
+    /** Longest wait between two reconnection attempts of the Kafka consumers to a broker. */
+    reconnectBackoffMaxMs: number;
     /** How the clients talk to the brokers: TLS and/or SASL. */
     securityProtocol: 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
     saslMechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
@@ -375,6 +377,12 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: integer(1000, 300_000),
       default: 10_000,
       env: 'KAFKA_METADATA_REFRESH_MS',
+    },
+    reconnectBackoffMaxMs: {
+      doc: 'Longest wait between two attempts of a Kafka consumer to reconnect to a broker, in milliseconds (the waits grow from 100 ms). A broker that is back is found again at most this long after it answers.',
+      format: integer(1000, 30_000),
+      default: 10_000,
+      env: 'KAFKA_RECONNECT_BACKOFF_MAX_MS',
     },
     securityProtocol: {
       doc: 'How the Kafka clients connect: plaintext, ssl (TLS), sasl_plaintext (SASL without TLS) or sasl_ssl (SASL over TLS).',

@@ -139,7 +139,7 @@ export class KafkaSource {
       'auto.offset.reset': 'earliest',
       'js.consumer.max.batch.size': k.maxBatchSize,
       'reconnect.backoff.ms': RECONNECT_BACKOFF.initialMs,
-      'reconnect.backoff.max.ms': RECONNECT_BACKOFF.maxMs,
+      'reconnect.backoff.max.ms': k.reconnectBackoffMaxMs,
       rebalance_cb: (err: { code: number }, assignment: TopicPartition[]) => this.onRebalance(err, assignment),
     } as never);
     this.consumer = consumer;

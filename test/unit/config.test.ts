@@ -48,6 +48,7 @@ const DEFAULTS: ConveyorConfig = {
     maxBatchSize: 1000,
     groupProtocol: 'classic',
     metadataRefreshMs: 10_000,
+    reconnectBackoffMaxMs: 10_000,
     securityProtocol: 'plaintext',
     saslMechanism: 'SCRAM-SHA-512',
     saslUsername: '',
