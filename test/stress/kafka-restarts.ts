@@ -5,14 +5,17 @@
  * per restart, the recovery: from the broker's port answering again to the first message handled after it.
  *
  *   npm run build && node test/stress/kafka-restarts.ts [--restarts 10] [--down-seconds 20] [--rate 200]
- *        [--partitions 6] [--keys 100] [--protocol classic|consumer] [--instance-id pod-0]
+ *        [--partitions 6] [--keys 100] [--protocol classic|consumer] [--instance-id pod-0] [--kill broker|runner]
+ *
+ * --kill runner: SIGKILLs the runner instead and starts a new one at once (with --instance-id: the same static
+ * member), measuring from the new runner's start to its first handled message; the broker stays up.
  *
  * By default it formats and runs a broker of its own (ports 29092-29094, data in a temp dir) so the local broker
  * (`npm run brokers`) and whatever uses it are left alone; --brokers host:port --kafka-home <dir> uses an existing
  * one started by scripts/brokers.sh. Prints a table and, as its last line, a JSON object.
  */
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     brokers: { type: 'string', default: '' },
     'kafka-home': { type: 'string', default: '' },
     port: { type: 'string', default: '29092' },
+    kill: { type: 'string', default: 'broker' },
   },
 });
 
@@ -119,14 +123,20 @@ async function main(): Promise<void> {
     ...(args.protocol ? { KAFKA_GROUP_PROTOCOL: args.protocol } : {}),
     ...(args['instance-id'] ? { POD_NAME: args['instance-id'] } : {}),
   };
-  const out = (await import('node:fs')).openSync(runnerLog, 'w');
-  const runner = spawn(process.execPath, [resolve('dist/runner.js'), '--config', configFile], { env: runnerEnv, stdio: ['ignore', out, out] });
+  const out = openSync(runnerLog, 'a');
   let runnerExit: string | undefined;
-  runner.once('exit', (code, signal) => {
-    runnerExit = `code ${code} signal ${signal}`;
-    log(`RUNNER EXITED: ${runnerExit}`);
-  });
-  log(`runner pid ${runner.pid}, log ${runnerLog}`);
+  const killedOnPurpose = new Set<ChildProcess>();
+  const startRunner = (): ChildProcess => {
+    const child = spawn(process.execPath, [resolve('dist/runner.js'), '--config', configFile], { env: runnerEnv, stdio: ['ignore', out, out] });
+    child.once('exit', (code, signal) => {
+      if (killedOnPurpose.has(child)) return;
+      runnerExit = `code ${code} signal ${signal}`;
+      log(`RUNNER EXITED: ${runnerExit}`);
+    });
+    log(`runner pid ${child.pid}, log ${runnerLog}`);
+    return child;
+  };
+  let runner = startRunner();
 
   // The steady stream: `rate` messages a second, keyed; a send the broker did not acknowledge is sent again later,
   // so that in the end every seq was acknowledged exactly as the producer knows it.
@@ -153,7 +163,30 @@ async function main(): Promise<void> {
 
   const rounds: Array<{ round: number; downMs: number; brokerBackAt: number; firstHandledMs: number | null; runnerAlive: boolean }> = [];
   await sleep(upMs);
-  for (let round = 1; round <= restarts && !runnerExit; round++) {
+  for (let round = 1; round <= restarts && !runnerExit && args.kill === 'runner'; round++) {
+    log(`round ${round}: SIGKILL the runner, start a new one`);
+    const old = runner;
+    killedOnPurpose.add(old);
+    old.kill('SIGKILL');
+    await new Promise((r) => old.once('exit', r));
+    const startAt = Date.now();
+    runner = startRunner();
+    const pid = runner.pid;
+    let first: number | null = null;
+    while (Date.now() < startAt + 120_000 && !runnerExit) {
+      const mine = readRecords(recordFile).filter((r) => (r as unknown as { pid: number }).pid === pid);
+      if (mine.length > 0) {
+        first = Math.min(...mine.map((r) => r.started)) - startAt;
+        break;
+      }
+      await sleep(200);
+    }
+    log(`round ${round}: first message handled ${first === null ? 'NEVER (120 s)' : `${(first / 1000).toFixed(1)} s`} after the new runner started`);
+    rounds.push({ round, downMs: 0, brokerBackAt: startAt, firstHandledMs: first, runnerAlive: !runnerExit });
+    const rest = startAt + upMs - Date.now();
+    if (rest > 0) await sleep(rest);
+  }
+  for (let round = 1; round <= restarts && !runnerExit && args.kill === 'broker'; round++) {
     log(`round ${round}: SIGKILL the broker`);
     killBroker();
     await sleep(downMs);
@@ -205,12 +238,12 @@ async function main(): Promise<void> {
 
   const recoveries = rounds.map((r) => r.firstHandledMs);
   const worst = recoveries.some((r) => r === null) ? null : Math.max(...(recoveries as number[]));
-  process.stdout.write('round  down s  first handled after broker back (s)\n');
+  process.stdout.write(`round  down s  first handled after ${args.kill === 'runner' ? 'the new runner started' : 'broker back'} (s)\n`);
   for (const r of rounds) process.stdout.write(`${String(r.round).padStart(5)}  ${String(r.downMs / 1000).padStart(6)}  ${r.firstHandledMs === null ? 'never' : (r.firstHandledMs / 1000).toFixed(1)}\n`);
   process.stdout.write(`runner alive throughout: ${alive ? 'yes' : `NO (${runnerExit})`}; produced ${acked.size}, lost ${lost.length}, repeated ${duplicates}; worst recovery ${worst === null ? 'never' : `${(worst / 1000).toFixed(1)} s`}\n`);
   const ok = alive && lost.length === 0 && worst !== null && worst <= 30_000;
   process.stdout.write(
-    `${JSON.stringify({ stress: 'kafka-restarts', protocol: args.protocol || 'default', restarts: rounds.length, downSeconds: downMs / 1000, rate, partitions, produced: acked.size, lost: lost.length, repeated: duplicates, runnerAlive: alive, runnerExit: runnerExit ?? null, recoveriesMs: recoveries, worstRecoveryMs: worst, ok, runnerLog })}\n`,
+    `${JSON.stringify({ stress: 'kafka-restarts', kill: args.kill, instanceId: args['instance-id'] || null, protocol: args.protocol || 'default', restarts: rounds.length, downSeconds: downMs / 1000, rate, partitions, produced: acked.size, lost: lost.length, repeated: duplicates, runnerAlive: alive, runnerExit: runnerExit ?? null, recoveriesMs: recoveries, worstRecoveryMs: worst, ok, runnerLog })}\n`,
   );
   process.exit(ok ? 0 : 1);
 }
