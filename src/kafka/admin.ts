@@ -435,7 +435,7 @@ export class KafkaAdmin {
 
   #unavailable(what: string, err: unknown): BrokerFailure {
     return new BrokerFailure(
-      `${what}: Kafka at ${this.#where} did not answer within ${this.timeoutMs / 1000} s (${describeAdminError(err)}). Check kafka.bootstrapServers ` +
+      `Kafka at ${this.#where} did not answer within ${this.timeoutMs / 1000} s (${what}: ${describeAdminError(err)}). Check kafka.bootstrapServers ` +
         '(KAFKA_BOOTSTRAP_SERVERS) and that the brokers are up; KAFKA_TIMEOUT_SECONDS sets how long to wait.',
       { cause: err },
     );
