@@ -287,27 +287,42 @@ export class KafkaAdmin {
         byLeader.set(leader, [...(byLeader.get(leader) ?? []), partition]);
       }
       for (const [leader, partitions] of byLeader) {
-        const response = await this.#readerRequest(`reading ${topic}`, (reader) =>
-          reader.fetch({
-            node: leader,
-            maxWaitTime: 100,
-            minBytes: 1,
-            maxBytes: 4 * 1024 * 1024,
-            isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
-            topics: [
-              {
-                topicId: described.id,
-                partitions: partitions.map((partition) => ({
-                  partition,
-                  fetchOffset: next.get(partition)!,
-                  currentLeaderEpoch: -1,
-                  lastFetchedEpoch: -1,
-                  partitionMaxBytes: 1024 * 1024,
-                })),
-              },
-            ],
-          }),
-        );
+        let response: Awaited<ReturnType<Consumer['fetch']>>;
+        try {
+          response = await this.#readerRequest(`reading ${topic}`, (reader) =>
+            reader.fetch({
+              node: leader,
+              maxWaitTime: 100,
+              minBytes: 1,
+              maxBytes: 4 * 1024 * 1024,
+              isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
+              topics: [
+                {
+                  topicId: described.id,
+                  partitions: partitions.map((partition) => ({
+                    partition,
+                    fetchOffset: next.get(partition)!,
+                    currentLeaderEpoch: -1,
+                    lastFetchedEpoch: -1,
+                    partitionMaxBytes: 1024 * 1024,
+                  })),
+                },
+              ],
+            }),
+          );
+        } catch (err) {
+          // records deleted meanwhile (retention, deleteRecords): go on from where the partitions start now
+          if (!brokerErrorNames((err as { cause?: unknown }).cause).has('OFFSET_OUT_OF_RANGE')) throw err;
+          for (const w of await this.topicOffsets(topic)) {
+            const at = next.get(w.partition);
+            const range = open.find((r) => r.partition === w.partition);
+            if (at === undefined || !range) continue;
+            const from = maxBig(at, w.low);
+            if (from >= range.to || from >= w.high) next.delete(w.partition);
+            else next.set(w.partition, from);
+          }
+          continue;
+        }
         for (const answer of response.responses.flatMap((t) => t.partitions)) {
           const partition = answer.partitionIndex;
           const range = open.find((r) => r.partition === partition);
