@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { burn, burnRate, calibrate } from './lib/burn.ts';
 import {
-  BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine,
+  BENCH_DIR, RUN_HEADERS, benchAdmin, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine,
   round, runBare, runConveyor, runId, runJson, runRows, table, type RunResult,
   runMain,
 } from './lib/common.ts';
@@ -23,8 +23,7 @@ async function main(): Promise<void> {
   process.env.BENCH_BURN_ITERATIONS = String(iterations); // read by bench/handlers/cpu/burn.ts in the workers
   const handlersDir = join(BENCH_DIR, 'handlers', 'cpu');
   const kafka = benchKafka(`conveyor-bench-${runId}`);
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = benchAdmin('conveyor-bench-admin');
   const topic = args.topic ?? `conveyor.bench.cpu.${runId}`;
   const total = args.messages;
   const runs: RunResult[] = [];
@@ -66,7 +65,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (!args.keepTopic) await deleteTopic(admin, topic);
-    await admin.disconnect();
+    await admin.close();
   }
 
   const bare = median(runs.filter((r) => r.contender === 'bare').map((r) => r.msgsPerS));

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import {
-  BENCH_DIR, RUN_HEADERS, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine, round, runBare,
+  BENCH_DIR, RUN_HEADERS, benchAdmin, benchConfig, benchKafka, deleteTopic, emit, environment, loadAverage, median, pairs, parseCommonArgs, prepareTopic, progressLine, round, runBare,
   runConveyor, runId, runJson, runRows, table, type RunResult,
   runMain,
 } from './lib/common.ts';
@@ -21,8 +21,7 @@ async function main(): Promise<void> {
   const total = args.messages;
   const handlersDir = join(BENCH_DIR, 'handlers', 'noop');
   const kafka = benchKafka(`conveyor-bench-${runId}`);
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = benchAdmin('conveyor-bench-admin');
   const topic = args.topic ?? `conveyor.bench.throughput.${runId}`;
   const runs: RunResult[] = [];
   let conveyorConfig = benchConfig(handlersDir, 'probe');
@@ -50,7 +49,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (!args.keepTopic) await deleteTopic(admin, topic);
-    await admin.disconnect();
+    await admin.close();
   }
 
   const bare = median(runs.filter((r) => r.contender === 'bare').map((r) => r.msgsPerS));

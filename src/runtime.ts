@@ -6,6 +6,7 @@
 import type { ConveyorConfig } from './config/schema.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
 import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
+import { KafkaAdmin, kafkaAdminOptions } from './kafka/admin.ts';
 import { createKafka, kafkaClientOptions } from './kafka/client.ts';
 import { KafkaSource } from './kafka/kafka-source.ts';
 import { Instrumentation } from './lanes/instrumentation.ts';
@@ -104,7 +105,8 @@ export class Runtime {
       const kafkaTopics = [...new Set(this.handlers.filter((h) => h.broker === 'kafka').flatMap((h) => h.topics))];
       if (kafkaTopics.length > 0) {
         // a client of its own, without the driver's log lines: the probe logs each change of reachability once
-        this.kafkaProbe = new KafkaProbe(createKafka(kafkaClientOptions(config, `${config.app.name}-health`)), { topics: kafkaTopics, ...KAFKA_PROBE_DEFAULTS, logger });
+        const probeAdmin = new KafkaAdmin(kafkaAdminOptions(config, `${config.app.name}-health`, KAFKA_PROBE_DEFAULTS.timeoutMs));
+        this.kafkaProbe = new KafkaProbe(probeAdmin, { topics: kafkaTopics, ...KAFKA_PROBE_DEFAULTS, logger });
         this.kafkaProbe.start();
       }
     }
@@ -148,7 +150,7 @@ export class Runtime {
     if (this.stopping) return; // stopped during start-up
     const lagGroups = this.handlers.filter((h) => h.broker === 'kafka').map((h) => ({ group: h.group, topics: h.topics }));
     if (lagGroups.length > 0) {
-      this.lagMonitor = new LagMonitor({ config, groups: lagGroups, kafka, events: this.events, logger, reportsFor: (group) => this.leads(group) });
+      this.lagMonitor = new LagMonitor({ config, groups: lagGroups, events: this.events, logger, reportsFor: (group) => this.leads(group) });
       this.lagMonitor.start();
     }
     this.started = true;

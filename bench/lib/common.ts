@@ -15,7 +15,10 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../dist/config/load.js';
 import type { ConveyorConfig } from '../../dist/config/schema.js';
-import { createKafka, type Admin, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
+import { KafkaAdmin } from '../../dist/kafka/admin.js';
+import { createKafka, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
+
+type Admin = KafkaAdmin;
 import { Runtime } from '../../dist/runtime.js';
 
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +30,11 @@ export const logger: Logger = pino({ name: 'bench', level: process.env.LOG_LEVEL
 
 export function benchKafka(clientId: string): Kafka {
   return createKafka({ brokers, clientId, logger });
+}
+
+/** The admin port (pure JavaScript) on the bench brokers. */
+export function benchAdmin(clientId: string): KafkaAdmin {
+  return new KafkaAdmin({ brokers, clientId, timeoutMs: 30_000 });
 }
 
 export const runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomUUID().slice(0, 6)}`;
@@ -108,7 +116,7 @@ export function benchConfig(handlersDir: string, group: string): ConveyorConfig 
 
 /** Creates the topic and produces `total` messages of `size` bytes round-robin over its partitions (idempotent, batched). */
 export async function prepareTopic(admin: Admin, kafka: Kafka, topic: string, partitions: number, total: number, size: number): Promise<number> {
-  const created = await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], timeout: 30_000 });
+  const created = await admin.createTopic(topic, partitions);
   if (!created) throw new Error(`topic ${topic} already exists`);
   const producer = kafka.producer({
     'enable.idempotence': true,
@@ -137,7 +145,7 @@ export async function prepareTopic(admin: Admin, kafka: Kafka, topic: string, pa
   } finally {
     await producer.disconnect();
   }
-  const offsets = await admin.fetchTopicOffsets(topic);
+  const offsets = await admin.topicOffsets(topic);
   const stored = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   if (stored !== total) throw new Error(`topic ${topic} holds ${stored} messages, expected ${total}`);
   return performance.now() - t0;
@@ -154,8 +162,8 @@ function payload(i: number, size: number): Buffer {
 export async function deleteTopic(admin: Admin, topic: string): Promise<void> {
   for (let round = 0; round < 5; round++) {
     try {
-      if (!(await admin.listTopics()).includes(topic)) return;
-      await admin.deleteTopics({ topics: [topic], timeout: 30_000 });
+      if (!(await admin.topics()).has(topic)) return;
+      await admin.deleteTopics([topic]);
     } catch (err) {
       logger.debug({ err, topic }, 'topic deletion failed; trying again');
     }
@@ -166,8 +174,8 @@ export async function deleteTopic(admin: Admin, topic: string): Promise<void> {
 
 /** Sum of the group's committed offsets on the topic (what a restarted consumer would skip). */
 export async function committedTotal(admin: Admin, group: string, topic: string): Promise<number> {
-  const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-  return (entry?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  const committed = (await admin.committedOffsets(group, [topic])).get(topic) ?? new Map<number, bigint>();
+  return [...committed.values()].reduce((n, offset) => n + Number(offset), 0);
 }
 
 // ------------------------------------------------------------------------------------------- contenders

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { discoverHandlers } from '../handlers/discover.ts';
-import { createKafka, kafkaClientOptions } from '../kafka/client.ts';
+import { KafkaAdmin, kafkaAdminOptions } from '../kafka/admin.ts';
 import type { LagLevel } from '../lanes/instrumentation.ts';
 import { LagLevels, lagThresholds, partitionLagLevel } from '../ops/lag-levels.ts';
 import { LagReader, type GroupLag, type GroupTopics } from '../ops/lag-reader.ts';
@@ -71,7 +71,7 @@ async function lag(options: LagOptions, ctx: CliContext): Promise<number> {
     ctx.io.err(`conveyor lag: no Kafka handler in ${config.handlers.directory}; name the consumer groups with --group <id>`);
     return EXIT_OK;
   }
-  const reader = new LagReader({ kafka: createKafka(kafkaClientOptions(config, `${config.app.name}-cli`)), config });
+  const reader = new LagReader({ config, admin: new KafkaAdmin(kafkaAdminOptions(config, `${config.app.name}-cli`)) });
   let measured: GroupLag[];
   try {
     measured = await reader.measure(groups);

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../config/load.ts';
+import { KafkaAdmin, kafkaAdminOptions } from '../kafka/admin.ts';
 import { createKafka, kafkaClientOptions } from '../kafka/client.ts';
 import { createLogger } from '../ops/logger.ts';
 import { Runtime } from '../runtime.ts';
@@ -58,15 +59,13 @@ async function main(): Promise<number> {
   const logger = createLogger('conveyor', config.log.level);
   const runtime = await Runtime.create(config, logger);
   const kafka = createKafka(kafkaClientOptions(config, 'conveyor-demo'));
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = new KafkaAdmin(kafkaAdminOptions(config, 'conveyor-demo'));
 
   const run = randomUUID().slice(0, 8);
   const { plans: work, expectRetried, expectDeadLettered } = plans(run);
   const expectReceipts = work.find((p) => p.topic === 'conveyor.demo.payments')!.messages.length - expectDeadLettered;
-  const existing = new Set(await admin.listTopics());
-  const missing = work.map((p) => p.topic).filter((t) => !existing.has(t));
-  if (missing.length) await admin.createTopics({ topics: missing.map((topic) => ({ topic, numPartitions: PARTITIONS })) });
+  const existing = await admin.topics();
+  for (const topic of work.map((p) => p.topic).filter((t) => !existing.has(t))) await admin.createTopic(topic, PARTITIONS);
 
   const producer = kafka.producer({ 'enable.idempotence': true, acks: -1, 'compression.type': 'zstd', 'linger.ms': 5 } as never);
   await producer.connect();
@@ -83,16 +82,16 @@ async function main(): Promise<number> {
   // Where each partition ends now: the run is done when the groups have committed up to here.
   const ends = new Map<string, bigint>();
   for (const plan of work) {
-    for (const o of await admin.fetchTopicOffsets(plan.topic)) ends.set(`${plan.topic}/${o.partition}`, BigInt(o.high));
+    for (const o of await admin.topicOffsets(plan.topic)) ends.set(`${plan.topic}/${o.partition}`, o.high);
   }
   // Partitions that got nothing new count as done at what their group already committed.
   const committed = new Map<string, bigint>();
   for (const h of runtime.handlers.filter((s) => s.broker === 'kafka')) {
-    for (const t of await admin.fetchOffsets({ groupId: h.group, topics: [...h.topics] })) {
-      for (const p of t.partitions) if (BigInt(p.offset) >= 0n) committed.set(`${t.topic}/${p.partition}`, BigInt(p.offset));
+    for (const [topic, partitions] of await admin.committedOffsets(h.group, h.topics)) {
+      for (const [partition, offset] of partitions) committed.set(`${topic}/${partition}`, offset);
     }
   }
-  await admin.disconnect();
+  await admin.close();
 
   const lastHandled = new Map<string, bigint>();
   const perHandler = new Map<string, { handled: number; retried: number; deadLettered: number }>();

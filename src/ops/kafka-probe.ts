@@ -1,12 +1,13 @@
 /**
  * Is Kafka reachable? The consumers cannot say: librdkafka reconnects by itself and reports an outage only in its
  * logs, while a consumer with nothing to fetch looks the same whether its broker is up or not. So this asks: a
- * metadata request for the handlers' topics through one admin client every `intervalMs`, bounded by `timeoutMs`.
+ * metadata request for the handlers' topics through the admin port (kafka/admin.ts: pure JavaScript, so no native
+ * admin request races a broker disconnect) every `intervalMs`, bounded by `timeoutMs`.
  * Any answer from a broker, even an error about a topic, means up; a request that times out or finds no broker
  * means down. Readiness therefore flips at most `intervalMs + timeoutMs` after the brokers stop answering, and
  * back at most `intervalMs` (plus a reconnect, backed off up to 1 s) after they return.
  */
-import type { Admin, Kafka } from '../kafka/client.ts';
+import type { KafkaAdmin } from '../kafka/admin.ts';
 import type { BrokerReachability } from './health.ts';
 import type { Logger } from './logger.ts';
 
@@ -21,22 +22,16 @@ export interface KafkaProbeOptions {
 /** Every 5 s, each check bounded by 5 s: an outage shows within 10 s, a recovery within ~6 s. */
 export const KAFKA_PROBE_DEFAULTS = { intervalMs: 5_000, timeoutMs: 5_000 } as const;
 
-/** librdkafka's error codes: negative ones are the client's own (timeout, transport, no broker), positive ones a broker's answer. */
-export function brokerAnswered(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' && code > 0;
-}
-
 export class KafkaProbe {
-  private readonly kafka: Kafka;
+  private readonly admin: KafkaAdmin;
   private readonly options: KafkaProbeOptions;
-  private admin: Admin | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private current: BrokerReachability = { up: undefined };
 
-  constructor(kafka: Kafka, options: KafkaProbeOptions) {
-    this.kafka = kafka;
+  /** `admin`: its own, with `timeoutMs` as its bound (kafkaAdminOptions(config, clientId, timeoutMs)). */
+  constructor(admin: KafkaAdmin, options: KafkaProbeOptions) {
+    this.admin = admin;
     this.options = options;
   }
 
@@ -62,30 +57,9 @@ export class KafkaProbe {
 
   /** One metadata request; never throws. */
   private async check(): Promise<BrokerReachability> {
-    const { topics, timeoutMs } = this.options;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      if (!this.admin) {
-        // a short reconnect backoff: the probe is what notices the brokers are back
-        const admin = this.kafka.admin({ 'reconnect.backoff.ms': 100, 'reconnect.backoff.max.ms': 1000 });
-        await admin.connect();
-        this.admin = admin;
-      }
-      const request = this.admin.fetchTopicMetadata({ topics: [...topics], timeout: timeoutMs });
-      // the client's own timeout, and one of ours in case it does not keep it
-      await Promise.race([
-        request,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs + 1000);
-        }),
-      ]);
-      return { up: true };
-    } catch (err) {
-      if (brokerAnswered(err)) return { up: true };
-      return { up: false, reason: (err as Error)?.message ?? String(err) };
-    } finally {
-      clearTimeout(timer);
-    }
+    const { topics } = this.options;
+    // bounded by the admin's timeout (timeoutMs); a failed check drops the connection, the next one starts afresh
+    return this.admin.reachable(topics);
   }
 
   private record(outcome: BrokerReachability): void {
@@ -99,10 +73,6 @@ export class KafkaProbe {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    const admin = this.admin;
-    this.admin = undefined;
-    // With no broker answering, the driver's disconnect blocks the whole event loop for seconds (measured: 3.2 s,
-    // librdkafka joining its threads): the process is stopping anyway, so it is left to the exit.
-    if (this.current.up === true) await admin?.disconnect().catch(() => {});
+    await this.admin.close();
   }
 }

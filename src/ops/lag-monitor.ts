@@ -5,7 +5,6 @@
  * fails (Kafka down) is logged — at most once a minute while it keeps failing — and skipped; nothing is thrown.
  */
 import type { ConveyorConfig } from '../config/schema.ts';
-import type { Kafka } from '../kafka/client.ts';
 import type { Instrumentation, LagLevel, LagLevelChange } from '../lanes/instrumentation.ts';
 import { LagLevels, lagThresholds, type GroupLagAssessment } from './lag-levels.ts';
 import { LagReader, type GroupLag, type GroupTopics } from './lag-reader.ts';
@@ -16,7 +15,6 @@ export interface LagMonitorOptions {
   readonly config: ConveyorConfig;
   /** The Kafka consumer groups to watch and their topics. */
   readonly groups: ReadonlyArray<{ readonly group: string; readonly topics: readonly string[] }>;
-  readonly kafka: Kafka;
   readonly events: Instrumentation;
   readonly logger: Logger;
   /**
@@ -64,7 +62,7 @@ export class LagMonitor {
     this.#groups = mergeGroups(options.groups);
     this.#events = options.events;
     this.#log = options.logger.child({ component: 'lag-monitor' });
-    this.#reader = new LagReader({ kafka: options.kafka, config: options.config });
+    this.#reader = new LagReader({ config: options.config });
     this.#levels = new LagLevels(lagThresholds(options.config));
     this.#intervalMs = options.config.lag.intervalSeconds * 1000;
     this.#reportsFor = options.reportsFor ?? (() => true);

@@ -1,7 +1,7 @@
 /**
- * Measures consumer groups' lag from outside the groups: committed offsets and partition ends through the admin
- * API, the age of the oldest uncommitted message through a MessageTimestampReader. Nothing here joins the
- * measured groups or commits anything.
+ * Measures consumer groups' lag from outside the groups: committed offsets, partition ends and the age of the
+ * oldest uncommitted message, all through the admin port (kafka/admin.ts). Nothing here joins the measured groups
+ * or commits anything. A group the cluster has never seen has no committed offsets (it is not an error).
  *
  * - lag (events) = end offset (high watermark) − the offset the group resumes from: its committed offset, or —
  *   when it has none, or the committed offset is outside the partition (deleted by retention, topic recreated) —
@@ -12,8 +12,7 @@
  */
 import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
-import { kafkaClientOptions, type Admin, type Kafka } from '../kafka/client.ts';
-import { MessageTimestampReader, type OffsetPosition } from '../kafka/message-timestamps.ts';
+import { KafkaAdmin, kafkaAdminOptions } from '../kafka/admin.ts';
 
 /** A consumer group and the topics to measure it on; without topics, every topic it has committed offsets for. */
 export interface GroupTopics {
@@ -50,8 +49,9 @@ export interface GroupLag {
 }
 
 export interface LagReaderOptions {
-  readonly kafka: Kafka;
   readonly config: ConveyorConfig;
+  /** The admin port to measure through; by default one of its own, from the configuration. */
+  readonly admin?: KafkaAdmin;
   /** Limit for each broker request and for reading timestamps; default kafka.timeoutSeconds. */
   readonly timeoutMs?: number;
   /** The clock; Date.now by default. */
@@ -72,26 +72,19 @@ export function ageSeconds(timestamp: number, now: number): number {
   return Math.max(0, Math.round(now - timestamp)) / 1000;
 }
 
-const UNKNOWN_TOPIC = 'ERR_UNKNOWN_TOPIC_OR_PART';
-/** librdkafka codes that mean "the cluster did not answer": transport failure, timeout, all brokers down. */
-const UNREACHABLE = new Set([-195, -185, -187]);
-
 export class LagReader {
-  readonly #kafka: Kafka;
   readonly #config: ConveyorConfig;
   readonly #timeoutMs: number;
   readonly #now: () => number;
-  readonly #timestamps: MessageTimestampReader;
-  #admin: Admin | undefined;
+  readonly #admin: KafkaAdmin;
   /** Timestamp of the first message at (topic, partition, offset), from earlier measurements. */
   #cache = new Map<string, number>();
 
   constructor(options: LagReaderOptions) {
-    this.#kafka = options.kafka;
     this.#config = options.config;
     this.#timeoutMs = options.timeoutMs ?? options.config.kafka.timeoutSeconds * 1000;
     this.#now = options.now ?? Date.now;
-    this.#timestamps = new MessageTimestampReader(kafkaClientOptions(options.config, options.config.app.name));
+    this.#admin = options.admin ?? new KafkaAdmin(kafkaAdminOptions(options.config, `${options.config.app.name}-lag`, this.#timeoutMs));
   }
 
   /**
@@ -99,23 +92,13 @@ export class LagReader {
    * answer in time, with a ConveyorError (conveyor.kafka.request_failed) when it refuses a request.
    */
   async measure(groups: readonly GroupTopics[]): Promise<GroupLag[]> {
-    const admin = await this.#connect();
-    const timeout = this.#timeoutMs;
+    const admin = this.#admin;
     const committed = await Promise.all(
       groups.map(async ({ group, topics }) => {
-        const entries = await admin
-          .fetchOffsets({ groupId: group, ...(topics ? { topics: [...topics] } : {}), timeout } as never)
-          .catch((error: unknown) => {
-            throw this.#failure(`cannot read the committed offsets of group ${group}`, error);
-          });
+        const byTopic = await admin.committedOffsets(group, topics);
         const offsets = new Map<string, bigint>();
-        for (const entry of entries) {
-          for (const p of entry.partitions) {
-            const offset = BigInt(p.offset);
-            if (offset >= 0n) offsets.set(key(entry.topic, p.partition), offset);
-          }
-        }
-        return { group, topics: topics ?? [...new Set(entries.map((e) => e.topic))].sort(), offsets };
+        for (const [topic, partitions] of byTopic) for (const [partition, offset] of partitions) offsets.set(key(topic, partition), offset);
+        return { group, topics: topics ?? [...byTopic.keys()].sort(), offsets };
       }),
     );
 
@@ -123,10 +106,10 @@ export class LagReader {
     await Promise.all(
       [...new Set(committed.flatMap((c) => c.topics))].map(async (topic) => {
         try {
-          const offsets = await admin.fetchTopicOffsets(topic, { timeout } as never);
-          ends.set(topic, offsets.map((o) => ({ partition: o.partition, start: BigInt(o.low), end: BigInt(o.high) })).sort((a, b) => a.partition - b.partition));
+          const offsets = await admin.topicOffsets(topic);
+          ends.set(topic, offsets.map((o) => ({ partition: o.partition, start: o.low, end: o.high })));
         } catch (error) {
-          if ((error as { type?: string }).type !== UNKNOWN_TOPIC) throw this.#failure(`cannot read the end offsets of topic ${topic}`, error);
+          if ((error as ConveyorError).code !== 'conveyor.kafka.unknown_topic') throw error;
           ends.set(topic, null);
         }
       }),
@@ -145,7 +128,7 @@ export class LagReader {
       ),
     }));
 
-    const timestamps = await this.#oldestTimestamps(measured.flatMap((g) => g.partitions.filter((p) => p.lag > 0).map(({ topic, partition, position }) => ({ topic, partition, offset: position }))));
+    const timestamps = await this.#oldestTimestamps(measured.flatMap((g) => g.partitions.filter((p) => p.lag > 0).map(({ topic, partition, position, end }) => ({ topic, partition, offset: position, end }))));
     const now = this.#now();
     return measured.map((g) => ({
       group: g.group,
@@ -158,56 +141,52 @@ export class LagReader {
     }));
   }
 
-  /** Disconnects the admin client and the timestamp reader; a later measure() connects again. */
+  /** Closes the admin connections; a later measure() connects again. */
   async close(): Promise<void> {
-    const admin = this.#admin;
-    this.#admin = undefined;
-    await Promise.all([admin?.disconnect().catch(() => {}), this.#timestamps.close()]);
-  }
-
-  /** Kafka did not answer: BrokerFailure (events.broker.unavailable); it answered with an error: that error. */
-  #failure(what: string, error: unknown): ConveyorError {
-    const reason = error instanceof Error ? error.message : String(error);
-    const servers = this.#config.kafka.bootstrapServers;
-    if (UNREACHABLE.has((error as { code?: unknown }).code as number)) {
-      return new BrokerFailure(
-        `${what}: Kafka at ${servers} did not answer within ${this.#timeoutMs / 1000} s (${reason}). Check kafka.bootstrapServers ` +
-          '(KAFKA_BOOTSTRAP_SERVERS) and that the brokers are up; KAFKA_TIMEOUT_SECONDS sets how long to wait.',
-        { cause: error },
-      );
-    }
-    return new ConveyorError('conveyor.kafka.request_failed', `${what}: Kafka at ${servers} answered with an error: ${reason}`, { cause: error });
-  }
-
-  async #connect(): Promise<Admin> {
-    if (this.#admin) return this.#admin;
-    const admin = this.#kafka.admin();
-    await admin.connect().catch((error: unknown) => {
-      throw this.#failure('cannot connect to Kafka', error);
-    });
-    this.#admin = admin;
-    return admin;
+    await this.#admin.close();
   }
 
   /** Timestamps of the first message at each position, from the cache or one read; the cache keeps only these. */
-  async #oldestTimestamps(positions: readonly OffsetPosition[]): Promise<Map<string, number>> {
+  async #oldestTimestamps(positions: ReadonlyArray<{ topic: string; partition: number; offset: bigint; end: bigint }>): Promise<Map<string, number>> {
     const found = new Map<string, number>();
-    const toRead: OffsetPosition[] = [];
+    const toRead = new Map<string, Array<{ partition: number; from: bigint; to: bigint }>>();
     for (const p of positions) {
       const cached = this.#cache.get(key(p.topic, p.partition, p.offset));
-      if (cached === undefined) toRead.push(p);
-      else found.set(key(p.topic, p.partition, p.offset), cached);
+      if (cached !== undefined) {
+        found.set(key(p.topic, p.partition, p.offset), cached);
+        continue;
+      }
+      const ranges = toRead.get(p.topic) ?? [];
+      // two groups at different offsets of one partition: each read on its own
+      ranges.push({ partition: p.partition, from: p.offset, to: p.end });
+      toRead.set(p.topic, ranges);
     }
-    const read = await this.#timestamps.read(toRead, this.#timeoutMs);
-    // an answer of null (nothing readable yet at that offset) is not cached: a message may arrive there later
-    toRead.forEach((p, i) => {
-      const timestamp = read[i];
-      if (timestamp !== null && timestamp !== undefined) found.set(key(p.topic, p.partition, p.offset), timestamp);
-    });
+    for (const [topic, ranges] of toRead) {
+      for (const round of byPartition(ranges)) {
+        const from = new Map(round.map((r) => [r.partition, r.from]));
+        // the first record at or after the offset answers (then that partition is done); none before the end (only
+        // transaction markers left) or no timestamp is no answer, and is not cached: a message may arrive there later
+        await this.#admin.read(topic, round, (record) => {
+          const offset = from.get(record.partition);
+          if (offset !== undefined && record.timestamp > 0) found.set(key(topic, record.partition, offset), record.timestamp);
+          return false;
+        });
+      }
+    }
     this.#cache = new Map(found);
     return found;
   }
 }
 
-const key = (topic: string, partition: number, offset?: bigint): string => `${topic}\u0000${partition}\u0000${offset ?? ''}`;
+/** Ranges split so that no round holds two of one partition. */
+function byPartition<T extends { partition: number }>(ranges: readonly T[]): T[][] {
+  const rounds: T[][] = [];
+  for (const r of ranges) {
+    const round = rounds.find((x) => !x.some((y) => y.partition === r.partition));
+    if (round) round.push(r);
+    else rounds.push([r]);
+  }
+  return rounds;
+}
 
+const key = (topic: string, partition: number, offset?: bigint): string => `${topic}\u0000${partition}\u0000${offset ?? ''}`;

@@ -27,7 +27,7 @@ describe('conveyor dlq on Kafka', () => {
   const fx = useKafkaFixture();
   const resolvedTopics: string[] = [];
   afterAll(async () => {
-    await deleteTopics(fx.kafka, resolvedTopics);
+    await deleteTopics(resolvedTopics);
   });
 
   it('lists, shows, replays (--filter), resolves the runner\'s dead letters; unknown or resolved ids are events.dlq.not_found', async () => {
@@ -91,7 +91,7 @@ describe('conveyor dlq on Kafka', () => {
     expect(replayed.stdout).toContain(`replayed 3 of 3 dead letter(s) from ${dlq}`);
 
     // back on the original topic and partition: same key, value bytes and headers, plus where they came from
-    const records = await readTopicRaw(fx.kafka, topic, 9);
+    const records = await readTopicRaw(topic, 9);
     const replays = records.filter((r) => r.headers['x-conveyor-replayed-from'] !== undefined);
     expect(replays).toHaveLength(3);
     for (const key of ['k1', 'k2', 'k4']) {
@@ -126,7 +126,7 @@ describe('conveyor dlq on Kafka', () => {
     expect(resolved.code, resolved.stderr).toBe(0);
     expect(resolved.stdout).toContain(`resolved ${k3}`);
     expect(jsonOf<ListedLetter[]>(await runCli(['dlq', 'list', '--config', config, '--json'], env))).toEqual([]);
-    expect((await readTopicRaw(fx.kafka, topic, 9)).length, 'resolve republishes nothing').toBe(9);
+    expect((await readTopicRaw(topic, 9)).length, 'resolve republishes nothing').toBe(9);
 
     // already resolved, unknown offset, not an id at all: events.dlq.not_found, exit 2
     for (const [args, why] of [

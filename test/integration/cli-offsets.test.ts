@@ -123,7 +123,7 @@ describe('conveyor offsets reset', () => {
     const base = Date.now() - 60 * MINUTE;
     await produceAt(topic, 2, 10, base);
     // partition 0 loses its first four messages, as retention would delete them
-    await fx.admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '4' }] });
+    await fx.admin.deleteRecords(topic, 0, 4n);
     const config = brokerConfig();
     const reset = (...args: string[]) => runCli(['offsets', 'reset', '--config', config, '--group', group, '--topic', topic, ...args]);
 

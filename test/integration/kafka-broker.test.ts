@@ -4,8 +4,9 @@
  * from what it committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CompressionTypes, driverFeatures, type Admin, type Consumer, type Kafka } from '../../src/kafka/client.ts';
-import { committedOffsets, createTopic, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
+import type { KafkaAdmin } from '../../src/kafka/admin.ts';
+import { CompressionTypes, driverFeatures, type Consumer, type Kafka } from '../../src/kafka/client.ts';
+import { committedOffsets, createTopic, testAdmin, testKafka, uniqueName, waitFor } from '../support/kafka.ts';
 
 const MESSAGES = 1_000;
 const PARTITIONS = 6;
@@ -32,13 +33,12 @@ function decode(partition: number, message: { key: Buffer | null; value: Buffer 
 describe('Kafka broker (real)', () => {
   const topic = uniqueName('conveyor.test.foundation');
   let kafka: Kafka;
-  let admin: Admin;
+  let admin: KafkaAdmin;
   const consumers: Consumer[] = [];
 
   beforeAll(async () => {
     kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
+    admin = testAdmin();
     await createTopic(admin, topic, PARTITIONS);
     const producer = kafka.producer({
       kafkaJS: { idempotent: true, acks: -1, compression: CompressionTypes.ZSTD },
@@ -63,8 +63,8 @@ describe('Kafka broker (real)', () => {
 
   afterAll(async () => {
     await Promise.all(consumers.map((c) => c.disconnect().catch(() => {})));
-    await admin?.deleteTopics({ topics: [topic] }).catch(() => {});
-    await admin?.disconnect();
+    await admin?.deleteTopics([topic]).catch(() => {});
+    await admin?.close();
   });
 
   function consumer(groupId: string): Consumer {
@@ -119,9 +119,9 @@ describe('Kafka broker (real)', () => {
 
     // the group's committed offsets, seen through the admin API, are the partitions' ends
     const committed = await committedOffsets(admin, groupId, topic);
-    const ends = await admin.fetchTopicOffsets(topic);
+    const ends = await admin.topicOffsets(topic);
     expect(ends).toHaveLength(PARTITIONS);
-    for (const end of ends) expect(committed.get(end.partition), `partition ${end.partition}`).toBe(BigInt(end.high));
+    for (const end of ends) expect(committed.get(end.partition), `partition ${end.partition}`).toBe(end.high);
   });
 
   it('a member that stops and rejoins resumes from the committed offset, not before, not after', async () => {

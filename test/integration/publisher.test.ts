@@ -26,7 +26,7 @@ describe('publisher', () => {
     } finally {
       await publisher.close();
     }
-    const got = await readTopic(fx.kafka, topic, 30);
+    const got = await readTopic(topic, 30);
     expect(got).toHaveLength(30);
     const partitionsOf = new Map<string, Set<number>>();
     for (const m of got) partitionsOf.set(m.key!, (partitionsOf.get(m.key!) ?? new Set()).add(m.partition));

@@ -42,13 +42,13 @@ describe('runtime: retry, dead letters and their failures', () => {
 
   /** Messages stored on a topic (sum of high watermarks; our producers are idempotent, not transactional). */
   async function storedCount(topic: string): Promise<number> {
-    const offsets = await fx.admin.fetchTopicOffsets(topic);
+    const offsets = await fx.admin.topicOffsets(topic);
     return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   }
 
   /** Reads the single dead letter of `dlq` and checks it is the only one. */
   async function onlyDeadLetter(dlq: string, timeoutMs = 30_000): Promise<{ envelope: DeadLetterEnvelope; key: string | null; headers: Record<string, string> }> {
-    const [letter] = await readTopic(fx.kafka, dlq, 1, timeoutMs);
+    const [letter] = await readTopic(dlq, 1, timeoutMs);
     expect(await storedCount(dlq)).toBe(1);
     return { envelope: JSON.parse(letter!.value) as DeadLetterEnvelope, key: letter!.key, headers: letter!.headers };
   }
@@ -199,7 +199,7 @@ describe('runtime: retry, dead letters and their failures', () => {
   it('holds the partition while the dead-letter topic refuses the letter, and goes on once it accepts', async () => {
     const { topic, dlq, group } = await fx.topic('dlqdown', 1);
     // the broker refuses every record batch above 200 bytes on this dead-letter topic: every envelope is larger
-    const refusing = await fx.admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '200' }] }] });
+    const refusing = await fx.admin.createTopic(dlq, 1, { 'max.message.bytes': '200' });
     expect(refusing).toBe(true);
     await produce(fx.kafka, topic, [{ value: { seq: 0 } }, { key: 'f1', value: { seq: 1, fail: 'always' } }, { value: { seq: 2 } }, { value: { seq: 3 } }]);
     const runner = await fx.startRunner({ topic, group, env: { TEST_RETRIES: '1' } });
@@ -223,12 +223,12 @@ describe('runtime: retry, dead letters and their failures', () => {
     expect(runner.has('message dead-lettered')).toBe(false);
 
     // the operator fixes the dead-letter topic: delete it and create it with the broker's normal limits
-    await fx.admin.deleteTopics({ topics: [dlq] });
+    await fx.admin.deleteTopics([dlq]);
     const fixedAt = Date.now();
     await waitFor('dead-letter topic recreated', async () => {
       try {
         // false: it exists already (the runner's producer may have auto-created it meanwhile, with normal limits)
-        await fx.admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1 }] });
+        await fx.admin.createTopic(dlq, 1);
         return true;
       } catch {
         return false; // still being deleted

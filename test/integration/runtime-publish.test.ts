@@ -19,7 +19,7 @@ describe('runtime: ctx.publish', () => {
     }, 60_000);
     expect((await runner.stop()).code).toBe(0);
 
-    const events = await readTopic(fx.kafka, out, 40);
+    const events = await readTopic(out, 40);
     await new Promise((r) => setTimeout(r, 500));
     const bySeq = Map.groupBy(events.map((e) => ({ ...e, body: JSON.parse(e.value) as { seq: number; attempt: number; offset: string } })), (e) => e.body.seq);
     expect(bySeq.size).toBe(40);
@@ -47,7 +47,7 @@ describe('runtime: ctx.publish', () => {
     const committedCount = Number([...committed.values()].reduce((n, o) => n + (o > 0n ? o : 0n), 0n));
     expect(committedCount).toBeLessThan(total); // killed mid-stream
 
-    const events = await readTopic(fx.kafka, out, committedCount, 30_000);
+    const events = await readTopic(out, committedCount, 30_000);
     const published = new Set(events.map((e) => {
       const b = JSON.parse(e.value) as { partition: number; offset: string };
       return `${b.partition}/${b.offset}`;

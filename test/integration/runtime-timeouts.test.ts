@@ -14,7 +14,7 @@ describe('runtime: handler timeouts and worker crashes', () => {
   const fx = useKafkaFixture({ scope: 'test' });
 
   async function storedCount(topic: string): Promise<number> {
-    const offsets = await fx.admin.fetchTopicOffsets(topic);
+    const offsets = await fx.admin.topicOffsets(topic);
     return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   }
 
@@ -42,7 +42,7 @@ describe('runtime: handler timeouts and worker crashes', () => {
     });
 
     await waitAllCommitted(group, topic, { 0: 2n, 1: 2n, 2: BigInt(NORMAL) });
-    const letters = await readTopic(fx.kafka, dlq, 2);
+    const letters = await readTopic(dlq, 2);
     expect(await storedCount(dlq)).toBe(2);
     const byKey = new Map(letters.map((l) => [l.key, JSON.parse(l.value) as DeadLetterEnvelope]));
     const spin = byKey.get('spin')!;
@@ -108,7 +108,7 @@ describe('runtime: handler timeouts and worker crashes', () => {
     });
 
     await waitAllCommitted(group, topic, { 0: 3n });
-    const [letter] = await readTopic(fx.kafka, dlq, 1);
+    const [letter] = await readTopic(dlq, 1);
     expect(await storedCount(dlq)).toBe(1);
     const envelope = JSON.parse(letter!.value) as DeadLetterEnvelope;
     expect(envelope).toMatchObject({

@@ -144,7 +144,7 @@ describe('security', () => {
     } finally {
       await accepted.close();
     }
-    expect((await readTopic(fx.kafka, topic, 1)).map((m) => JSON.parse(m.value) as unknown)).toEqual([{ via: 'sasl' }]);
+    expect((await readTopic(topic, 1)).map((m) => JSON.parse(m.value) as unknown)).toEqual([{ via: 'sasl' }]);
     expect(lines.some((l) => l.includes('SASL authentication error')), 'the driver logged the refusal').toBe(true);
     expect(linesWithSecrets(lines, secrets)).toEqual([]);
   });

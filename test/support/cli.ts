@@ -13,6 +13,8 @@ export const BAD_HANDLERS_DIR = resolve('test/fixtures/bad-handlers');
 
 export interface CliResult {
   readonly code: number | null;
+  /** The signal that ended the process (a crash: SIGSEGV, SIGABRT), or null. */
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
   /** Wall-clock time of the whole command, process start included. */
@@ -48,7 +50,8 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
       { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolvePromise({ code, stdout, stderr, ms: Date.now() - started });
+        const signal = (error as { signal?: NodeJS.Signals | null } | null)?.signal ?? null;
+        resolvePromise({ code, signal, stdout, stderr, ms: Date.now() - started });
       },
     );
   });

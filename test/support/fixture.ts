@@ -3,8 +3,9 @@
  * afterwards, and runner processes that are killed after each test whatever its outcome.
  */
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import type { Admin, Kafka } from '../../src/kafka/client.ts';
-import { createTopic, deleteTopics, testKafka, uniqueName } from './kafka.ts';
+import type { KafkaAdmin } from '../../src/kafka/admin.ts';
+import type { Kafka } from '../../src/kafka/client.ts';
+import { createTopic, deleteTopics, testAdmin, testKafka, uniqueName } from './kafka.ts';
 import { startRunner, type RunnerOptions, type RunnerProcess } from './runner.ts';
 
 export interface FreshTopic {
@@ -18,8 +19,8 @@ export interface FreshTopic {
 export interface KafkaFixture {
   /** The test client; set from `beforeAll` on. */
   readonly kafka: Kafka;
-  /** A connected admin client; set from `beforeAll` on (from `beforeEach` on with `scope: 'test'`). */
-  readonly admin: Admin;
+  /** An admin client (Conveyor's admin port); set from `beforeAll` on (from `beforeEach` on with `scope: 'test'`). */
+  readonly admin: KafkaAdmin;
   /**
    * Creates `conveyor.test.<prefix>.<random>` with `partitions` partitions and names a fresh group for it. The
    * topic and its dead-letter topic are deleted after the test (`scope: 'test'`) or after the file.
@@ -43,29 +44,28 @@ export interface KafkaFixtureOptions {
 export function useKafkaFixture(options: KafkaFixtureOptions = {}): KafkaFixture {
   const perTest = options.scope === 'test';
   let kafka: Kafka | undefined;
-  let admin: Admin | undefined;
+  let admin: KafkaAdmin | undefined;
   let topics: string[] = [];
   let runners: RunnerProcess[] = [];
 
-  const connectAdmin = async (): Promise<void> => {
-    admin = kafka!.admin();
-    await admin.connect();
+  const connectAdmin = (): void => {
+    admin = testAdmin();
   };
   // The admin goes first: deleteTopics checks with a client of its own that the topics stay deleted.
   const cleanUp = async (): Promise<void> => {
     const connected = admin;
     admin = undefined;
     try {
-      await connected?.disconnect();
+      await connected?.close();
     } finally {
-      await deleteTopics(kafka!, topics);
+      await deleteTopics(topics);
       topics = [];
     }
   };
 
   beforeAll(async () => {
     kafka = testKafka();
-    if (!perTest) await connectAdmin();
+    if (!perTest) connectAdmin();
   });
   if (perTest) beforeEach(connectAdmin);
 
@@ -81,7 +81,7 @@ export function useKafkaFixture(options: KafkaFixtureOptions = {}): KafkaFixture
       if (!kafka) throw new Error('the Kafka fixture is used before its beforeAll ran');
       return kafka;
     },
-    get admin(): Admin {
+    get admin(): KafkaAdmin {
       if (!admin) throw new Error('the Kafka fixture admin is used outside the tests and their hooks');
       return admin;
     },

@@ -5,7 +5,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import amqp from 'amqplib';
-import { createKafka } from '../../src/kafka/client.ts';
+import { KafkaAdmin } from '../../src/kafka/admin.ts';
 import { chooseBrokerSources, redactUrl, BrokersUnavailableError, type BrokerSources } from './broker-source.ts';
 import { saslBrokersFor } from './sasl-listener.ts';
 
@@ -90,19 +90,17 @@ async function withTimeout<T>(what: string, work: Promise<T>, ms: number): Promi
 }
 
 async function probeKafka(brokers: string): Promise<void> {
-  const admin = createKafka({ brokers: brokers.split(','), clientId: 'conveyor-test-probe' }).admin();
+  // the admin port (pure JavaScript): a native admin client here could crash the test run's main process
+  const admin = new KafkaAdmin({ brokers: brokers.split(','), clientId: 'conveyor-test-probe', timeoutMs: PROBE_TIMEOUT_MS });
   try {
-    await withTimeout(`Kafka at ${brokers}`, (async () => {
-      await admin.connect();
-      await admin.listTopics({ timeout: PROBE_TIMEOUT_MS });
-    })(), PROBE_TIMEOUT_MS);
+    await withTimeout(`Kafka at ${brokers}`, admin.topics(), PROBE_TIMEOUT_MS);
   } catch (err) {
     throw new BrokersUnavailableError(
       `Kafka at ${brokers} is not reachable (${(err as Error).message}). ` +
         'Start the local brokers with `npm run brokers` (or run `npm test`, which starts them).',
     );
   } finally {
-    await admin.disconnect().catch(() => {});
+    await admin.close();
   }
 }
 

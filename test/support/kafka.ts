@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { createKafka, type Admin, type Kafka } from '../../src/kafka/client.ts';
+import { KafkaAdmin } from '../../src/kafka/admin.ts';
+import { createKafka, type Kafka } from '../../src/kafka/client.ts';
 
 /** A topic or group name no other test run uses. */
 export function uniqueName(prefix: string): string {
@@ -11,31 +12,37 @@ export function testKafka(clientId = 'conveyor-test'): Kafka {
   return createKafka({ brokers: inject('kafkaBrokers').split(','), clientId });
 }
 
-export async function createTopic(admin: Admin, topic: string, numPartitions: number): Promise<void> {
-  const created = await admin.createTopics({ topics: [{ topic, numPartitions }], timeout: 30_000 });
-  if (!created) throw new Error(`topic ${topic} already existed`);
+/**
+ * An admin client of the test brokers (or of `brokers`): Conveyor's admin port (pure JavaScript), so no test
+ * process holds a native admin client — those crashed test processes (a never-seen group, a broker going away).
+ */
+export function testAdmin(clientId = 'conveyor-test', brokers = inject('kafkaBrokers')): KafkaAdmin {
+  return new KafkaAdmin({ brokers: brokers.split(','), clientId, timeoutMs: 30_000 });
+}
+
+export async function createTopic(admin: KafkaAdmin, topic: string, numPartitions: number): Promise<void> {
+  if (!(await admin.createTopic(topic, numPartitions))) throw new Error(`topic ${topic} already existed`);
 }
 
 /**
- * Deletes the test's topics and makes sure they stay deleted. Right after a runner stopped or a reader disconnected,
- * the broker sometimes auto-creates a just-deleted topic again (a metadata request with auto-creation still on its
- * way: the Confluent client's KafkaJS-style consumers default to allow.auto.create.topics=true), so this checks
- * and deletes again. Uses its own admin client, so nothing the test looked up is refreshed meanwhile.
+ * Deletes the test's topics and makes sure they stay deleted. Right after a runner stopped, the broker sometimes
+ * auto-creates a just-deleted topic again (a metadata request with auto-creation still on its way: the Confluent
+ * client's KafkaJS-style consumers default to allow.auto.create.topics=true), so this checks and deletes again.
+ * Uses an admin client of its own, so nothing the test looked up is refreshed meanwhile.
  */
-export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
+export async function deleteTopics(topics: readonly string[]): Promise<void> {
   if (topics.length === 0) return;
-  const cleaner = kafka.admin();
-  await cleaner.connect();
+  const cleaner = testAdmin('conveyor-test-cleaner');
   try {
     for (let round = 0; round < 5; round++) {
-      const existing = new Set(await cleaner.listTopics());
+      const existing = await cleaner.topics();
       const left = topics.filter((t) => existing.has(t));
       if (left.length === 0) return;
-      await cleaner.deleteTopics({ topics: left, timeout: 30_000 }).catch(() => {});
+      await cleaner.deleteTopics(left).catch(() => {});
       await new Promise((r) => setTimeout(r, 300));
     }
   } finally {
-    await cleaner.disconnect();
+    await cleaner.close();
   }
 }
 
@@ -76,10 +83,9 @@ export async function produce(kafka: Kafka, topic: string, messages: readonly Te
   }
 }
 
-/** The group's committed offset per partition (-1 = nothing committed). */
-export async function committedOffsets(admin: Admin, groupId: string, topic: string): Promise<Map<number, bigint>> {
-  const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
-  return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+/** The group's committed offset per partition; partitions without one are absent (a never-seen group: empty). */
+export async function committedOffsets(admin: KafkaAdmin, groupId: string, topic: string): Promise<Map<number, bigint>> {
+  return (await admin.committedOffsets(groupId, [topic])).get(topic) ?? new Map();
 }
 
 /** A record as stored: key and value bytes, headers as text. */
@@ -91,33 +97,41 @@ export interface RawRecord {
   readonly headers: Record<string, string>;
 }
 
-/** Reads every record of a topic from the beginning (a throwaway group), bytes as stored, until `count` arrived. */
-export async function readTopicRaw(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<RawRecord[]> {
-  // allowAutoTopicCreation false: otherwise the reader's metadata requests re-create the topic after a test deleted it
-  const consumer = kafka.consumer({
-    kafkaJS: { groupId: uniqueName('conveyor.test.reader'), fromBeginning: true, autoCommit: false, allowAutoTopicCreation: false },
-  });
-  const got: RawRecord[] = [];
-  await consumer.connect();
+/**
+ * Reads every record of a topic from its start to its end, bytes as stored, until `count` are there (re-reading
+ * while fewer are); through the admin port's Fetch requests: no group, no native client. Headers as text, the
+ * last of a repeated name.
+ */
+export async function readTopicRaw(topic: string, count: number, timeoutMs = 30_000): Promise<RawRecord[]> {
+  const admin = testAdmin('conveyor-test-reader');
+  let got: RawRecord[] = [];
   try {
-    await consumer.subscribe({ topics: [topic] });
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[v.length - 1] : v);
-        got.push({ partition, offset: message.offset, key: message.key ?? null, value: message.value ?? null, headers });
+    await waitFor(
+      `${count} messages on ${topic}`,
+      async () => {
+        const marks = await admin.topicOffsets(topic).catch(() => []);
+        const records: RawRecord[] = [];
+        for (const m of marks) {
+          await admin.read(topic, [{ partition: m.partition, from: m.low, to: m.high }], (r) => {
+            const headers: Record<string, string> = {};
+            for (const [k, v] of r.headers) headers[k] = v?.toString('utf8') ?? '';
+            records.push({ partition: r.partition, offset: String(r.offset), key: r.key, value: r.value, headers });
+          });
+        }
+        got = records;
+        return got.length >= count;
       },
-    });
-    await waitFor(`${count} messages on ${topic}`, () => got.length >= count, timeoutMs);
+      timeoutMs,
+    );
   } finally {
-    await consumer.disconnect();
+    await admin.close();
   }
   return got;
 }
 
-/** Reads every message of a topic from the beginning (a throwaway group), until `count` arrived; key and value as text. */
-export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }>> {
-  return (await readTopicRaw(kafka, topic, count, timeoutMs)).map((r) => ({
+/** Reads every message of a topic from its start, until `count` are there; key and value as text. */
+export async function readTopic(topic: string, count: number, timeoutMs = 30_000): Promise<Array<{ partition: number; offset: string; key: string | null; value: string; headers: Record<string, string> }>> {
+  return (await readTopicRaw(topic, count, timeoutMs)).map((r) => ({
     ...r,
     key: r.key?.toString() ?? null,
     value: r.value?.toString() ?? '',

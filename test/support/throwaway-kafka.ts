@@ -1,0 +1,71 @@
+/**
+ * A second Kafka broker of the test's own: freshly formatted (no __consumer_offsets, no groups, no topics), on free
+ * ports, with its data in a fresh temporary directory. scripts/brokers.sh starts it (CONVEYOR_KAFKA_HOME and the
+ * port variables), so it is the same broker as the shared one, only empty. Start-up takes 15-20 s: one per file,
+ * reformat() between tests that each need a fresh cluster (~10-15 s: the jars stay).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { getFreePort } from './free-port.ts';
+
+export interface ThrowawayKafka {
+  /** host:port of its PLAINTEXT listener. */
+  readonly brokers: string;
+  /** Its CONVEYOR_KAFKA_HOME (jars, data, logs). */
+  readonly home: string;
+  /** Stops the broker, wipes its data and starts it formatted afresh (same ports): a fresh cluster again. */
+  reformat(): Promise<void>;
+  /** Stops the broker and removes its directory. */
+  stop(): Promise<void>;
+}
+
+function brokersSh(command: 'start' | 'stop', env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+  return new Promise((done, fail) => {
+    execFile('bash', [resolve('scripts/brokers.sh'), command, 'kafka'], { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) fail(new Error(`brokers.sh ${command} kafka failed (${error.message}): ${stdout}${stderr}`.slice(0, 4000)));
+      else done();
+    });
+  });
+}
+
+/** Three distinct free ports: the PLAINTEXT, controller and SASL listeners. */
+async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await getFreePort());
+  return [...ports];
+}
+
+/** Formats and starts a broker; resolves once it answers metadata requests. */
+export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
+  const home = mkdtempSync(join(tmpdir(), 'conveyor-fresh-kafka-'));
+  const [port, controller, sasl] = await freePorts(3);
+  const env = {
+    ...process.env,
+    CONVEYOR_KAFKA_HOME: home,
+    CONVEYOR_KAFKA_PORT: String(port),
+    CONVEYOR_KAFKA_CONTROLLER_PORT: String(controller),
+    CONVEYOR_KAFKA_SASL_PORT: String(sasl),
+  };
+  const stop = async (): Promise<void> => {
+    try {
+      await brokersSh('stop', env, 60_000);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  };
+  try {
+    await brokersSh('start', env, 180_000);
+  } catch (err) {
+    await stop().catch(() => {});
+    throw err;
+  }
+  const reformat = async (): Promise<void> => {
+    await brokersSh('stop', env, 60_000);
+    // brokers.sh formats the storage when it finds no data; the jars stay
+    rmSync(join(home, 'data'), { recursive: true, force: true });
+    await brokersSh('start', env, 180_000);
+  };
+  return { brokers: `127.0.0.1:${port}`, home, reformat, stop };
+}
