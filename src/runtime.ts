@@ -13,7 +13,6 @@ import { Instrumentation } from './lanes/instrumentation.ts';
 import { eventBusHealth, readiness, type EventBusHealth, type HealthSnapshot, type Readiness } from './ops/health.ts';
 import { KAFKA_PROBE_DEFAULTS, KafkaProbe } from './ops/kafka-probe.ts';
 import { LagMonitor } from './ops/lag-monitor.ts';
-import { PlatformaticTopicInspector } from './kafka/topic-inspector.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { ConveyorMetrics, type MetricsReadings } from './ops/metrics.ts';
 import { OpsServer } from './ops/ops-server.ts';
@@ -50,7 +49,8 @@ export class Runtime {
   private opsServer: OpsServer | undefined;
   private kafkaProbe: KafkaProbe | undefined;
   private lagMonitor: LagMonitor | undefined;
-  private readonly topicInspector: PlatformaticTopicInspector;
+  /** Partition counts, end and committed offsets for the Kafka sources' start positions (start-position.ts). */
+  private readonly topicInspector: KafkaAdmin;
   /** Where the ops server listens, once it does (ops.enabled). */
   opsAddress: { readonly host: string; readonly port: number } | undefined;
 
@@ -58,10 +58,7 @@ export class Runtime {
     this.config = config;
     this.handlers = handlers;
     this.logger = logger;
-    this.topicInspector = new PlatformaticTopicInspector({
-      brokers: config.kafka.bootstrapServers.split(',').map((b) => b.trim()),
-      clientId: `${config.app.name}-topics`,
-    });
+    this.topicInspector = new KafkaAdmin(kafkaAdminOptions(config, `${config.app.name}-topics`, config.commit.timeoutMs));
     this.events.on('messages.handled', (e) => (this.stats.handled += e.count));
     this.events.on('message.retry', () => (this.stats.retries += 1));
     this.events.on('message.dead_lettered', () => (this.stats.deadLettered += 1));

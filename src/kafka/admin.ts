@@ -151,6 +151,17 @@ export class KafkaAdmin {
     return partitions.map((partition) => ({ partition, low: low.get(partition) ?? 0n, high: high.get(partition) ?? 0n }));
   }
 
+  /** Partitions each topic has now; 0 for a topic that does not exist. */
+  async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    const metadata = await this.metadata(topics);
+    return new Map(topics.map((t) => [t, metadata.topics.get(t)?.partitionsCount ?? 0]));
+  }
+
+  /** The end offset (the offset the next message gets) of each given partition of `topic`. */
+  async endOffsets(topic: string, partitions: readonly number[]): Promise<Map<number, bigint>> {
+    return this.#listOffsets(topic, partitions, LATEST);
+  }
+
   /** Per partition: the first offset whose timestamp is at or after `timeMs`, or the end offset when none is. */
   async offsetsByTimestamp(topic: string, timeMs: number): Promise<Map<number, bigint>> {
     const partitions = await this.#partitionsOf(topic);

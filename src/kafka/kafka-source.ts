@@ -263,7 +263,7 @@ export class KafkaSource {
   /** The partitions each topic had when this member started; undefined when they could not be read. */
   private async readPartitionCounts(): Promise<Map<string, number> | undefined> {
     try {
-      return await this.deps.topics.partitionCounts(this.spec.topics, this.config.commit.timeoutMs);
+      return await this.deps.topics.partitionCounts(this.spec.topics);
     } catch (err) {
       this.log.warn({ err }, 'could not read the partitions of the topics at start: partitions without a committed offset will be read from their beginning');
       return undefined;
@@ -284,11 +284,9 @@ export class KafkaSource {
     let committed: Set<string> | undefined;
     let counts: Map<string, number> | undefined;
     try {
-      counts = await this.deps.topics.partitionCounts(topics, timeoutMs);
-      const all = topics.flatMap((topic) => Array.from({ length: counts!.get(topic) ?? 0 }, (_, partition) => ({ topic, partition })));
-      const offsets = await withTimeout(consumer.committed(all, timeoutMs), timeoutMs + 1000, 'reading committed offsets');
-      // librdkafka answers null (or a negative offset) where nothing is committed
-      committed = new Set(offsets.filter((o) => o.offset != null && BigInt(o.offset) >= 0n).map((o) => key(o.topic, o.partition)));
+      counts = await this.deps.topics.partitionCounts(topics);
+      const offsets = await this.deps.topics.committedOffsets(this.spec.group, topics);
+      committed = new Set([...offsets].flatMap(([topic, byPartition]) => [...byPartition.keys()].map((partition) => key(topic, partition))));
     } catch (err) {
       this.log.warn({ err, partitions }, 'could not read the committed offsets of newly assigned partitions: those without one are read from their beginning');
     }
@@ -317,7 +315,7 @@ export class KafkaSource {
     try {
       for (const topic of new Set(latest.map((tp) => tp.topic))) {
         const parts = latest.filter((tp) => tp.topic === topic).map((tp) => tp.partition);
-        for (const [partition, end] of await this.deps.topics.endOffsets(topic, parts, timeoutMs)) ends.set(key(topic, partition), end);
+        for (const [partition, end] of await this.deps.topics.endOffsets(topic, parts)) ends.set(key(topic, partition), end);
       }
     } catch (err) {
       this.log.warn({ err }, 'could not read the end offsets for autoOffsetReset latest: reading those partitions from their beginning');

@@ -40,10 +40,12 @@ export function decideStart(facts: PartitionFacts, autoOffsetReset: 'earliest' |
   return autoOffsetReset === 'latest' ? { start: 'latest' } : { start: 'earliest', reason: 'configured' };
 }
 
-/** What the source asks the cluster about its topics, outside its consumer (an admin client). */
+/** What the source asks the cluster about its topics and group, outside its consumer (the admin port, admin.ts). */
 export interface TopicInspector {
   /** Partitions each topic has now; 0 for a topic that does not exist. */
-  partitionCounts(topics: readonly string[], timeoutMs: number): Promise<Map<string, number>>;
+  partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
   /** The end offset (the offset the next message will get) of each given partition of a topic. */
-  endOffsets(topic: string, partitions: readonly number[], timeoutMs: number): Promise<Map<number, bigint>>;
+  endOffsets(topic: string, partitions: readonly number[]): Promise<Map<number, bigint>>;
+  /** The group's committed offsets per topic and partition; only partitions with one appear. */
+  committedOffsets(group: string, topics: readonly string[]): Promise<Map<string, Map<number, bigint>>>;
 }

@@ -58,7 +58,7 @@ describe('runtime: partitions and topics that appear while the group runs', () =
       expect(first - created, 'the new topic was noticed within 30 s').toBeLessThan(30_000);
       expect(runner.child.exitCode).toBeNull();
     } finally {
-      await deleteTopics(fx.kafka, [topic, `${topic}.dlq`]);
+      await deleteTopics([topic, `${topic}.dlq`]);
     }
   }, 120_000);
 
