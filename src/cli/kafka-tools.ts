@@ -40,6 +40,8 @@ export interface TopicRecord {
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: Record<string, string>;
+  /** The headers as stored: in order, repeats included, values as bytes (null: no value). */
+  readonly headerList: ReadonlyArray<readonly [string, Buffer | null]>;
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
 }
@@ -271,8 +273,12 @@ export class CliKafka {
 
 function toRecord(m: Message): TopicRecord {
   const headers: Record<string, string> = {};
+  const headerList: Array<readonly [string, Buffer | null]> = [];
   for (const header of (m.headers ?? []) as MessageHeader[]) {
-    for (const [name, value] of Object.entries(header)) headers[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+    for (const [name, value] of Object.entries(header)) {
+      headers[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+      headerList.push([name, value === null || value === undefined ? null : Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8')]);
+    }
   }
   const key = m.key === undefined || m.key === null ? null : Buffer.isBuffer(m.key) ? m.key : Buffer.from(String(m.key));
   return {
@@ -282,6 +288,7 @@ function toRecord(m: Message): TopicRecord {
     key,
     value: m.value ?? null,
     headers,
+    headerList,
     timestamp: m.timestamp ?? 0,
   };
 }

@@ -203,7 +203,10 @@ export class LaneDriver {
         deadLetterTopic, topic: lane.topic, partition: lane.partition, record, error,
         retryCount: retriesDone, handler: spec.name, group: spec.group,
       });
-      const confirmed = await this.untilConfirmed('dead-letter publish', offset, () => deps.deadLetters.publish(letter), (attempt, delayMs, err) => {
+      let written = letter;
+      const confirmed = await this.untilConfirmed('dead-letter publish', offset, async () => {
+        written = (await deps.deadLetters.publish(letter)) ?? letter;
+      }, (attempt, delayMs, err) => {
         deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt, reason: (err as Error).message });
         this.log.error(
           { offset, deadLetterTopic, attempt, delayMs, err },
@@ -211,8 +214,14 @@ export class LaneDriver {
         );
       });
       if (!confirmed) return;
+      const omitted = written.envelope.original_message;
       this.log.error(
-        { offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error },
+        {
+          offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error,
+          ...(omitted.value_omitted ? { valueOmitted: omitted.value_omitted, valueSize: omitted.value_size } : {}),
+          ...(omitted.headers_omitted ? { headersOmitted: omitted.headers_omitted, headersSize: omitted.headers_size } : {}),
+        },
+        // valueOmitted / headersOmitted: too large for the dead-letter topic; `conveyor dlq replay` reads them from the source
         'message dead-lettered',
       );
       deps.events.emit('message.dead_lettered', { ...event, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error) });
