@@ -11,6 +11,7 @@ import type { ConveyorError } from '../failure/errors.ts';
 import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Logger } from '../ops/logger.ts';
+import { capText, FAILURE_REASON_LIMIT } from '../ops/text-limits.ts';
 import type { PublishedEvent } from '../pool/protocol.ts';
 import type { WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
 import type { PublishMessage } from '../publish/kafka-publisher.ts';
@@ -181,7 +182,7 @@ export class LaneDriver {
           { offset, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), err: error },
           `attempt ${this.headAttempt} failed, retrying in ${delayMs} ms`,
         );
-        deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: error.message });
+        deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: capText(error.message, FAILURE_REASON_LIMIT) });
         if (deps.retryLater) {
           const retryLater = deps.retryLater;
           const next = this.headAttempt + 1;
