@@ -15,7 +15,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IHeaders, Kafka, Producer } from '../kafka/client.ts';
 import type { LaneRecord } from '../lanes/partition-lane.ts';
-import { capText, FAILURE_REASON_HEADER_LIMIT, FAILURE_REASON_LIMIT } from '../ops/text-limits.ts';
+import { capText, FAILURE_REASON_HEADER_LIMIT, FAILURE_REASON_LIMIT } from './text-limits.ts';
 import { BrokerFailure, RuntimeFailure, type ConveyorError } from './errors.ts';
 import { errorType } from './classify.ts';
 
@@ -56,7 +56,7 @@ export interface DeadLetterEnvelope {
     /** RabbitMQ only: the exchange the message was published to ('' = default exchange); `key` is its routing key. */
     readonly exchange?: string;
   };
-  /** The error's message, at most FAILURE_REASON_LIMIT characters (ops/text-limits.ts). */
+  /** The error's message, at most FAILURE_REASON_LIMIT characters (failure/text-limits.ts). */
   readonly failure_reason: string;
   readonly failure_timestamp: string;
   readonly correlation_id: string;

@@ -11,7 +11,7 @@ import type { ConveyorError } from '../failure/errors.ts';
 import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Logger } from '../ops/logger.ts';
-import { capText, FAILURE_REASON_LIMIT } from '../ops/text-limits.ts';
+import { capText, FAILURE_REASON_LIMIT } from '../failure/text-limits.ts';
 import type { PublishedEvent } from '../pool/protocol.ts';
 import type { WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
 import type { PublishMessage } from '../publish/kafka-publisher.ts';

@@ -1,6 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { censorLogField, LOG_SECRET_PATHS, redactErrorFields, redactLogFields, redactSecrets } from './redact.ts';
-import { capStrings, LOG_ERROR_TEXT_LIMIT } from './text-limits.ts';
+import { capStrings, LOG_ERROR_TEXT_LIMIT } from '../failure/text-limits.ts';
 
 export type { Logger };
 
@@ -14,7 +14,7 @@ export type { Logger };
  *   field name (`url`, `amqpUrl`, `rabbitmq`) or redact them first (redactUrl).
  * All three run only for lines that are written: a disabled level costs nothing.
  * Errors are also bounded: every text in a logged error (message, stack with its causes, other string fields) is
- * capped at LOG_ERROR_TEXT_LIMIT characters (ops/text-limits.ts, docs/observability.md), so a handler that throws a
+ * capped at LOG_ERROR_TEXT_LIMIT characters (failure/text-limits.ts, docs/observability.md), so a handler that throws a
  * megabyte-long message does not write a megabyte-long line per attempt.
  */
 export const LOGGER_SECURITY: Pick<LoggerOptions, 'redact' | 'serializers' | 'hooks' | 'formatters'> = {

@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DeadLetterEnvelope } from '../../src/failure/dead-letter.ts';
 import type { IHeaders, Kafka } from '../../src/kafka/client.ts';
-import { LOG_ERROR_TEXT_LIMIT } from '../../src/ops/text-limits.ts';
+import { LOG_ERROR_TEXT_LIMIT } from '../../src/failure/text-limits.ts';
 import { brokerConfig, runCli } from '../support/cli.ts';
 import { useKafkaFixture } from '../support/fixture.ts';
 import { committedOffsets, uniqueName, waitFor } from '../support/kafka.ts';

@@ -12,7 +12,7 @@ import {
   withoutOriginal,
 } from '../../src/failure/dead-letter.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
-import { capStrings, capText, FAILURE_REASON_LIMIT } from '../../src/ops/text-limits.ts';
+import { capStrings, capText, FAILURE_REASON_LIMIT } from '../../src/failure/text-limits.ts';
 import { DeserializationFailure, HandlerTimeout, ReceiverError, RuntimeFailure, WorkerCrashed } from '../../src/failure/errors.ts';
 
 const context = { topic: 'orders', partition: 2, offset: '41', handler: 'orders', file: '/h/orders.ts', group: 'g' };

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { classifyFailure } from '../../src/failure/classify.ts';
 import { createLogger } from '../../src/ops/logger.ts';
-import { LOG_ERROR_TEXT_LIMIT } from '../../src/ops/text-limits.ts';
+import { LOG_ERROR_TEXT_LIMIT } from '../../src/failure/text-limits.ts';
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
