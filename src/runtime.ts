@@ -9,6 +9,7 @@ import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
 import { KafkaAdmin, kafkaAdminOptions } from './kafka/admin.ts';
 import { createKafka, kafkaClientOptions } from './kafka/client.ts';
 import { KafkaSource } from './kafka/kafka-source.ts';
+import { readMaxMessageBytes } from './kafka/topic-limits.ts';
 import { Instrumentation } from './lanes/instrumentation.ts';
 import { eventBusHealth, readiness, type EventBusHealth, type HealthSnapshot, type Readiness } from './ops/health.ts';
 import { KAFKA_PROBE_DEFAULTS, KafkaProbe } from './ops/kafka-probe.ts';
@@ -111,7 +112,11 @@ export class Runtime {
     process.env.LOG_LEVEL = config.log.level;
     this.pool = new WorkerPool({ size: config.pool.size, timeoutGraceMs: config.pool.timeoutGraceMs });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
-    this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });
+    // bounded by publish.timeoutMs like every publish; sized to what each dead-letter topic accepts
+    this.deadLetters = new DeadLetterPublisher(kafka, {
+      timeoutMs: config.publish.timeoutMs,
+      topicLimit: (topic) => readMaxMessageBytes(config, topic, config.publish.timeoutMs),
+    });
     this.publisher = new KafkaPublisher(config, { logger });
     // one connection for the queue consumers and ctx.publish to RabbitMQ; without queue handlers the publisher
     // opens its own on first use

@@ -8,14 +8,18 @@ import { userInfo } from 'node:os';
 import type { ConveyorConfig } from '../config/schema.ts';
 import type { DeadLetterEnvelope } from '../failure/dead-letter.ts';
 import { KafkaPublisher, type PublishMessage } from '../publish/kafka-publisher.ts';
+import { ConveyorError } from '../failure/errors.ts';
 import {
   decodeResolution,
   kafkaLetterId,
   kafkaReplay,
+  needsSource,
   parseEnvelope,
   parseLetterId,
   resolutionTopic,
+  type KafkaReplay,
   type Resolution,
+  type SourceRecord,
   type StoredLetter,
 } from './dlq-letters.ts';
 import type { DeadLetterSource, ReplayOutcome } from './dlq-source.ts';
@@ -77,11 +81,23 @@ export class KafkaDeadLetterTopic implements DeadLetterSource {
     return this.letter(record, resolutions);
   }
 
-  async replay(letters: readonly StoredLetter[], onOutcome: (outcome: ReplayOutcome) => void): Promise<void> {
+  async replay(all: readonly StoredLetter[], onOutcome: (outcome: ReplayOutcome) => void): Promise<void> {
     await this.kafka.ensureCompactedTopic(resolutionTopic(this.name));
     const publisher = this.replayPublisher();
-    for (const chunk of chunksByTopic(letters)) {
-      const replays = chunk.map((l) => kafkaReplay(l as StoredLetter & { envelope: DeadLetterEnvelope }));
+    for (const letters of chunksByTopic(all)) {
+      // letters written without their value: read it from the source topic first (those it is gone from fail here)
+      const chunk: StoredLetter[] = [];
+      const replays: KafkaReplay[] = [];
+      for (const letter of letters) {
+        const envelope = letter.envelope!;
+        try {
+          replays.push(kafkaReplay(letter as StoredLetter & { envelope: DeadLetterEnvelope }, needsSource(envelope) ? await this.sourceRecord(letter.id, envelope) : undefined));
+          chunk.push(letter);
+        } catch (err) {
+          onOutcome({ letter, error: err as Error });
+        }
+      }
+      if (chunk.length === 0) continue;
       const topic = replays[0]!.topic;
       try {
         await publisher.publish(
@@ -111,6 +127,36 @@ export class KafkaDeadLetterTopic implements DeadLetterSource {
 
   async close(): Promise<void> {
     await this.publisher?.close();
+  }
+
+  /**
+   * The original record of a letter written without its value (too large for the dead-letter topic), read from
+   * its topic at its partition and offset: `events.retention.exceeded` once it is no longer stored there.
+   */
+  private async sourceRecord(id: string, envelope: DeadLetterEnvelope): Promise<SourceRecord> {
+    const { original_topic: topic, original_message: m } = envelope;
+    const where = `${topic}[${m.partition}]@${m.offset}`;
+    const gone = (why: string): ConveyorError =>
+      new ConveyorError(
+        'events.retention.exceeded',
+        `${id} was dead-lettered without its value (too large for the dead-letter topic), and the original at ${where} is no longer stored: ${why}. ` +
+          'It cannot be replayed; handle it by hand and mark it with `conveyor dlq resolve <id>`',
+        { context: { topic, partition: m.partition, offset: m.offset } },
+      );
+    if (!(await this.kafka.topics()).has(topic)) throw gone(`topic ${topic} does not exist any more`);
+    const offset = BigInt(m.offset);
+    const mark = (await this.kafka.watermarks(topic)).find((w) => w.partition === m.partition);
+    if (!mark) throw gone(`${topic} has no partition ${m.partition} any more`);
+    if (offset < mark.low) throw gone(`partition ${m.partition} starts at offset ${mark.low} now (retention)`);
+    if (offset >= mark.high) throw gone(`partition ${m.partition} ends before it (at ${mark.high}): the topic was recreated`);
+    const records: TopicRecord[] = [];
+    await this.kafka.read(topic, [{ partition: m.partition, from: offset, to: offset + 1n }], (r) => records.push(r));
+    const record = records.find((r) => r.offset === offset);
+    if (!record) throw gone('the record was deleted (compaction or deleteRecords)');
+    if (String(record.timestamp) !== m.timestamp) {
+      throw gone(`the record stored there now has timestamp ${record.timestamp}, not ${m.timestamp}: the topic was recreated`);
+    }
+    return { key: record.key, value: record.value, headers: record.headerList };
   }
 
   /** The latest resolution record of every id. */

@@ -6,7 +6,7 @@
  * Ids: a Kafka dead letter is `<dead-letter topic>:<partition>:<offset>`; a RabbitMQ one is
  * `<dead-letter queue>:<message-id>` (the runner gives every RabbitMQ dead letter a random UUID message-id).
  */
-import type { DeadLetterEnvelope } from '../failure/dead-letter.ts';
+import { envelopeHeaders, kafkaHeaderObject, type DeadLetterEnvelope, type HeaderPair } from '../failure/dead-letter.ts';
 import { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from '../rabbitmq/retry-queues.ts';
 import { UsageError } from './exit-codes.ts';
 import { parseIsoTime } from './iso-time.ts';
@@ -194,21 +194,38 @@ export interface KafkaReplay {
   readonly partition: number;
   readonly key: Buffer | string | null;
   readonly value: Buffer | null;
-  readonly headers: Record<string, string>;
+  /** The original headers as bytes (an array per repeated name), then `x-conveyor-replayed-from`. */
+  readonly headers: Record<string, Buffer | Buffer[]>;
+}
+
+/** The original record, read back from its topic for a letter written without its value (`value_omitted`). */
+export interface SourceRecord {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: readonly HeaderPair[];
+}
+
+/** The envelope left the original value out (too large for the dead-letter topic): a replay reads it from the source. */
+export function needsSource(envelope: DeadLetterEnvelope): boolean {
+  return envelope.original_message.value_omitted !== undefined || envelope.original_message.headers_omitted !== undefined;
 }
 
 /**
  * A Kafka letter's original message, back to the topic and partition it came from: same key (the dead letter's
- * own key holds its bytes), value and headers, plus `x-conveyor-replayed-from: <id>`.
+ * own key holds its bytes), value and headers byte for byte, plus `x-conveyor-replayed-from: <id>`. For a letter
+ * written without its value, `source` is the original record read from its topic: its value, and its headers when
+ * the envelope left them out too.
  */
-export function kafkaReplay(letter: StoredLetter & { envelope: DeadLetterEnvelope }): KafkaReplay {
+export function kafkaReplay(letter: StoredLetter & { envelope: DeadLetterEnvelope }, source?: SourceRecord): KafkaReplay {
   const { envelope } = letter;
+  const m = envelope.original_message;
+  const headers = m.headers_omitted !== undefined && source ? source.headers : envelopeHeaders(envelope);
   return {
     topic: envelope.original_topic,
-    partition: envelope.original_message.partition,
-    key: letter.key ?? envelope.original_message.key,
-    value: originalValue(envelope),
-    headers: { ...envelope.original_message.headers, [REPLAYED_FROM_HEADER]: letter.id },
+    partition: m.partition,
+    key: letter.key ?? m.key,
+    value: m.value_omitted !== undefined && source ? source.value : originalValue(envelope),
+    headers: kafkaHeaderObject([...headers, [REPLAYED_FROM_HEADER, Buffer.from(letter.id, 'utf8')]]),
   };
 }
 
@@ -231,7 +248,7 @@ export function rabbitReplay(letter: StoredLetter & { envelope: DeadLetterEnvelo
     queue: envelope.original_topic,
     value: originalValue(envelope) ?? Buffer.alloc(0),
     headers: {
-      ...original.headers,
+      ...Object.fromEntries(envelopeHeaders(envelope).map(([name, value]) => [name, value?.toString('utf8') ?? ''])),
       [REPLAYED_FROM_HEADER]: letter.id,
       [EXCHANGE_HEADER]: original.exchange ?? '',
       [ROUTING_KEY_HEADER]: original.key ?? envelope.original_topic,

@@ -19,6 +19,8 @@ export interface TopicRecord {
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: Record<string, string>;
+  /** The headers as stored: in order, repeats included, values as bytes (null: no value). */
+  readonly headerList: ReadonlyArray<readonly [string, Buffer | null]>;
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
 }
@@ -88,5 +90,6 @@ export class CliKafka {
 function toRecord(r: StoredRecord): TopicRecord {
   const headers: Record<string, string> = {};
   for (const [name, value] of r.headers) headers[name] = value === null ? '' : value.toString('utf8');
-  return { topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value, headers, timestamp: r.timestamp };
+  // as stored: every header in its order, repeats included, bytes as they are
+  return { topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value, headers, headerList: r.headers, timestamp: r.timestamp };
 }

@@ -21,7 +21,7 @@
  * A group the cluster has never seen reads as "no committed offsets", not as an error.
  */
 import { readFileSync } from 'node:fs';
-import { Admin, Consumer, FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
+import { Admin, ConfigResourceTypes, Consumer, FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
 import { brokerErrorNames, classifyAdminError, describeAdminError, platformaticOptions, type PlatformaticClientOptions } from './admin-options.ts';
@@ -253,6 +253,16 @@ export class KafkaAdmin {
       if (brokerErrorNames((err as { cause?: unknown }).cause).has('TOPIC_ALREADY_EXISTS')) return false;
       throw err;
     }
+  }
+
+  /** `topic`'s max.message.bytes (what the broker accepts per record batch); undefined when it has no valid value. */
+  async maxMessageBytes(topic: string): Promise<number | undefined> {
+    const [description] = await this.#request(`reading the configuration of ${topic}`, (admin) =>
+      admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['max.message.bytes'] }] }),
+    );
+    const value = description?.configs.find((c) => c.name === 'max.message.bytes')?.value;
+    const bytes = value === null || value === undefined ? NaN : Number(value);
+    return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
   }
 
   /** Deletes these topics (tests, tools). */

@@ -11,6 +11,7 @@ import type { ConveyorError } from '../failure/errors.ts';
 import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Logger } from '../ops/logger.ts';
+import { capText, FAILURE_REASON_LIMIT } from '../failure/text-limits.ts';
 import type { PublishedEvent } from '../pool/protocol.ts';
 import type { WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
 import type { PublishMessage } from '../publish/kafka-publisher.ts';
@@ -181,7 +182,7 @@ export class LaneDriver {
           { offset, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), err: error },
           `attempt ${this.headAttempt} failed, retrying in ${delayMs} ms`,
         );
-        deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: error.message });
+        deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: capText(error.message, FAILURE_REASON_LIMIT) });
         if (deps.retryLater) {
           const retryLater = deps.retryLater;
           const next = this.headAttempt + 1;
@@ -203,7 +204,10 @@ export class LaneDriver {
         deadLetterTopic, topic: lane.topic, partition: lane.partition, record, error,
         retryCount: retriesDone, handler: spec.name, group: spec.group,
       });
-      const confirmed = await this.untilConfirmed('dead-letter publish', offset, () => deps.deadLetters.publish(letter), (attempt, delayMs, err) => {
+      let written = letter;
+      const confirmed = await this.untilConfirmed('dead-letter publish', offset, async () => {
+        written = (await deps.deadLetters.publish(letter)) ?? letter;
+      }, (attempt, delayMs, err) => {
         deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt, reason: (err as Error).message });
         this.log.error(
           { offset, deadLetterTopic, attempt, delayMs, err },
@@ -211,8 +215,14 @@ export class LaneDriver {
         );
       });
       if (!confirmed) return;
+      const omitted = written.envelope.original_message;
       this.log.error(
-        { offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error },
+        {
+          offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error,
+          ...(omitted.value_omitted ? { valueOmitted: omitted.value_omitted, valueSize: omitted.value_size } : {}),
+          ...(omitted.headers_omitted ? { headersOmitted: omitted.headers_omitted, headersSize: omitted.headers_size } : {}),
+        },
+        // valueOmitted / headersOmitted: too large for the dead-letter topic; `conveyor dlq replay` reads them from the source
         'message dead-lettered',
       );
       deps.events.emit('message.dead_lettered', { ...event, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error) });

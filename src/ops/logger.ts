@@ -1,5 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { censorLogField, LOG_SECRET_PATHS, redactErrorFields, redactLogFields, redactSecrets } from './redact.ts';
+import { capStrings, LOG_ERROR_TEXT_LIMIT } from '../failure/text-limits.ts';
 
 export type { Logger };
 
@@ -12,12 +13,15 @@ export type { Logger };
  *   written once, when the child is made, and only the field redaction applies to them: bind URLs under a URL
  *   field name (`url`, `amqpUrl`, `rabbitmq`) or redact them first (redactUrl).
  * All three run only for lines that are written: a disabled level costs nothing.
+ * Errors are also bounded: every text in a logged error (message, stack with its causes, other string fields) is
+ * capped at LOG_ERROR_TEXT_LIMIT characters (failure/text-limits.ts, docs/observability.md), so a handler that throws a
+ * megabyte-long message does not write a megabyte-long line per attempt.
  */
 export const LOGGER_SECURITY: Pick<LoggerOptions, 'redact' | 'serializers' | 'hooks' | 'formatters'> = {
   redact: { paths: [...LOG_SECRET_PATHS], censor: censorLogField },
   serializers: {
-    err: (err: unknown) => redactErrorFields(stdSerializers.err(err as Error)),
-    error: (err: unknown) => redactErrorFields(stdSerializers.err(err as Error)),
+    err: serializeError,
+    error: serializeError,
   },
   hooks: {
     logMethod(args, method) {
@@ -30,6 +34,11 @@ export const LOGGER_SECURITY: Pick<LoggerOptions, 'redact' | 'serializers' | 'ho
   },
   formatters: { log: redactLogFields },
 };
+
+/** An error as a log line holds it: redacted, then capped (not the other way: a cut could split a secret from its marker). */
+function serializeError(err: unknown): unknown {
+  return capStrings(redactErrorFields(stdSerializers.err(err as Error)), LOG_ERROR_TEXT_LIMIT);
+}
 
 /**
  * The one logger factory: JSON lines on stdout (or `destination`), level from LOG_LEVEL (default info), secrets

@@ -17,7 +17,8 @@ export interface PublishMessage {
   readonly key?: string | Buffer | null;
   /** Objects are sent as JSON; strings and Buffers as they are. */
   readonly value: unknown;
-  readonly headers?: Readonly<Record<string, string | Buffer>>;
+  /** A repeated header: an array of its values, written in that order. */
+  readonly headers?: Readonly<Record<string, string | Buffer | Array<string | Buffer>>>;
   readonly partition?: number;
 }
 

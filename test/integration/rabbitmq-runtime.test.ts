@@ -162,8 +162,9 @@ describe('runtime: RabbitMQ queue handlers', () => {
       handler: 'recorder',
     });
     // the user's header survived two trips through the retry queue; Conveyor's own bookkeeping did not leak
-    expect(envelope.original_message.headers['x-trace']).toBe('abc');
-    expect(Object.keys(envelope.original_message.headers).filter((h) => h.startsWith('x-conveyor') || h.startsWith('x-death'))).toEqual([]);
+    const headers = envelope.original_message.headers as Array<{ name: string; value: string; encoding: string }>;
+    expect(headers.find((h) => h.name === 'x-trace')).toEqual({ name: 'x-trace', value: 'abc', encoding: 'utf8' });
+    expect(headers.map((h) => h.name).filter((h) => h.startsWith('x-conveyor') || h.startsWith('x-death'))).toEqual([]);
     expect(always.properties.deliveryMode).toBe(2);
     expect(always.properties.headers).toMatchObject({ original_topic: queue, retry_count: '2', error_class: 'ReceiverError', correlation_id: 'corr-1' });
     expect(Number.isNaN(Date.parse(always.properties.headers!.failure_timestamp as string))).toBe(false);

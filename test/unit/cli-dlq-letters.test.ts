@@ -6,6 +6,7 @@ import {
   kafkaLetterId,
   kafkaReplay,
   letterTable,
+  needsSource,
   matches,
   parseEnvelope,
   parseFilters,
@@ -132,8 +133,36 @@ describe('what a replay sends', () => {
       partition: 2,
       key: Buffer.from('order-17'),
       value: Buffer.from('{"amount":-5}'),
-      headers: { tenant: 'acme', 'x-correlation-id': 'c-1', 'x-conveyor-replayed-from': 'orders.dlq:0:5' },
+      headers: { tenant: Buffer.from('acme'), 'x-correlation-id': Buffer.from('c-1'), 'x-conveyor-replayed-from': Buffer.from('orders.dlq:0:5') },
     });
+  });
+
+  it('Kafka: binary and repeated headers come back byte for byte, in order; letters of the older format still replay', () => {
+    const binary = Buffer.from([0xff, 0xfe, 0x80, 0x01]);
+    const letter = stored({ headers: { trace: [binary, Buffer.from('two')], tenant: 'acme' } as never });
+    expect(letter.envelope.original_message.headers).toEqual([
+      { name: 'trace', value: '//6AAQ==', encoding: 'base64' },
+      { name: 'trace', value: 'two', encoding: 'utf8' },
+      { name: 'tenant', value: 'acme', encoding: 'utf8' },
+    ]);
+    const replayed = kafkaReplay(letter).headers;
+    expect(Object.keys(replayed)).toEqual(['trace', 'tenant', 'x-conveyor-replayed-from']);
+    expect(replayed.trace).toEqual([binary, Buffer.from('two')]);
+    // a letter written before the ordered list: headers were an object of texts
+    const old = { ...letter, envelope: { ...letter.envelope, original_message: { ...letter.envelope.original_message, headers: { tenant: 'acme' } } } };
+    expect(kafkaReplay(old).headers).toEqual({ tenant: Buffer.from('acme'), 'x-conveyor-replayed-from': Buffer.from('orders.dlq:0:5') });
+  });
+
+  it('Kafka: a letter written without its value takes value (and headers, if left out too) from the source record', () => {
+    const letter = stored({ headers: { tenant: 'acme' } });
+    const m = letter.envelope.original_message;
+    const noValue = { ...letter, envelope: { ...letter.envelope, original_message: { ...m, value: null, value_omitted: 'too_large' as const, value_size: 3 } } };
+    expect(needsSource(noValue.envelope)).toBe(true);
+    expect(needsSource(letter.envelope)).toBe(false);
+    const source = { key: Buffer.from('order-17'), value: Buffer.from('big'), headers: [['src', Buffer.from([0xff])] as const] };
+    expect(kafkaReplay(noValue, source)).toMatchObject({ value: Buffer.from('big'), headers: { tenant: Buffer.from('acme') } });
+    const neither = { ...noValue, envelope: { ...noValue.envelope, original_message: { ...noValue.envelope.original_message, headers: [], headers_omitted: 'too_large' as const } } };
+    expect(kafkaReplay(neither, source).headers).toEqual({ src: Buffer.from([0xff]), 'x-conveyor-replayed-from': Buffer.from('orders.dlq:0:5') });
   });
 
   it('a value that was not UTF-8 comes back byte for byte; a null key and value stay null', () => {
