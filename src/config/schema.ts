@@ -41,8 +41,8 @@ export interface ConveyorConfig {
     assignmentStrategy: 'cooperative-sticky' | 'range' | 'roundrobin';
     /** Messages per fetch batch handed to the runtime (js.consumer.max.batch.size). */
     maxBatchSize: number;
-    /** Consumer group protocol: classic (JoinGroup/SyncGroup) or consumer (KIP-848). */
-    groupProtocol: 'classic' | 'consumer';
+    /** Consumer group protocol: classic (JoinGroup/SyncGroup), consumer (KIP-848), or auto (consumer unless static membership). */
+    groupProtocol: 'auto' | 'classic' | 'consumer';
     /** How often consumers refresh topic metadata: the most it takes to notice a new partition or topic. */
     metadataRefreshMs: number;
     /** Longest wait between two reconnection attempts of the Kafka consumers to a broker. */
@@ -367,9 +367,9 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       env: 'KAFKA_MAX_BATCH_SIZE',
     },
     groupProtocol: {
-      doc: 'Consumer group protocol: classic (JoinGroup/SyncGroup, client-side assignment) or consumer (KIP-848: broker-side assignment, incremental by design; needs Kafka 4.0+). docs/runtime.md compares them.',
-      format: oneOf('classic', 'consumer'),
-      default: 'classic',
+      doc: 'Consumer group protocol: consumer (KIP-848: the broker assigns and keeps the session; Kafka 4.0+), classic (JoinGroup/SyncGroup, the client keeps the session), or auto: consumer with dynamic membership, classic with static membership (POD_NAME). docs/runtime.md compares them.',
+      format: oneOf('auto', 'classic', 'consumer'),
+      default: 'auto',
       env: 'KAFKA_GROUP_PROTOCOL',
     },
     metadataRefreshMs: {

@@ -37,6 +37,18 @@ interface PositionedPartition extends TopicPartition {
   readonly offset?: number;
 }
 
+/**
+ * The group protocol a consumer uses: kafka.groupProtocol, where auto means consumer (KIP-848) with dynamic
+ * membership and classic with static membership (docs/runtime.md, "Group protocol": measured, KIP-848 is back
+ * within seconds of a broker's return where classic waits out two session timeouts; but a KIP-848 static member's
+ * session is the broker's (45 s) and a crashed one's replacement is fenced until it ends).
+ */
+export function groupProtocol(config: ConveyorConfig): 'classic' | 'consumer' {
+  const { groupProtocol: chosen, instanceId } = config.kafka;
+  if (chosen !== 'auto') return chosen;
+  return instanceId ? 'classic' : 'consumer';
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -115,7 +127,8 @@ export class KafkaSource {
 
   async start(): Promise<void> {
     const { kafka: k } = this.config;
-    const classic = k.groupProtocol === 'classic';
+    const protocol = groupProtocol(this.config);
+    const classic = protocol === 'classic';
     const consumer = this.deps.kafka.consumer({
       // auto.offset.reset is always earliest: autoOffsetReset is applied by onAssign (start-position.ts), only to
       // a group's first start on a topic, so a partition or topic that appears later is never skipped
@@ -168,7 +181,7 @@ export class KafkaSource {
     this.commitTimer = setInterval(() => void this.commit(), this.config.commit.intervalMs);
     this.commitTimer.unref();
     this.log.info(
-      { topics: this.spec.topics, instanceId: k.instanceId || undefined, protocol: k.groupProtocol, strategy: classic ? k.assignmentStrategy : undefined },
+      { topics: this.spec.topics, instanceId: k.instanceId || undefined, protocol, strategy: classic ? k.assignmentStrategy : undefined },
       'consumer started',
     );
   }

@@ -46,7 +46,7 @@ const DEFAULTS: ConveyorConfig = {
     dynamicSessionTimeoutMs: 45_000,
     assignmentStrategy: 'cooperative-sticky',
     maxBatchSize: 1000,
-    groupProtocol: 'classic',
+    groupProtocol: 'auto',
     metadataRefreshMs: 10_000,
     reconnectBackoffMaxMs: 10_000,
     securityProtocol: 'plaintext',
