@@ -7,7 +7,7 @@ import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { CoalescedRun } from '../ack/coalesced-run.ts';
 import { OffsetTracker } from '../ack/offset-tracker.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
-import { RECONNECT_BACKOFF } from '../failure/backoff.ts';
+import { RECONNECT_BACKOFF, sleep } from '../failure/backoff.ts';
 import type { DeadLetterPublisher } from '../failure/dead-letter.ts';
 import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
@@ -340,7 +340,7 @@ export class KafkaSource {
     // pinned once the assignment is in place: every later owner of these partitions finds a committed offset
     setImmediate(() => {
       void withTimeout(consumer.commitOffsets(pins), timeoutMs, 'committing the start positions').then(
-        () => this.log.info({ offsets: pins }, 'group start positions committed (autoOffsetReset latest)'),
+        () => this.log.info({ offsets: pins }, 'group start positions sent for commit (autoOffsetReset latest)'),
         (err: unknown) => this.log.warn({ err, offsets: pins }, 'could not commit the start positions; the next owner reads those partitions from their beginning'),
       );
     });
@@ -386,33 +386,46 @@ export class KafkaSource {
     if (offsets.length === 0) return;
     const list = offsets.map(({ s, offset }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString() }));
     const timeoutMs = this.config.commit.timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
+    const deadline = Date.now() + timeoutMs;
     let timedOut = false;
     try {
-      await Promise.race([
-        consumer.commitOffsets(list),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            timedOut = true;
-            reject(new Error(`no answer within ${timeoutMs} ms (commit.timeoutMs)`));
-          }, timeoutMs);
-        }),
-      ]);
-      for (const { s, offset } of offsets) s.tracker.markCommitted(offset);
+      // The driver's commitOffsets resolves once librdkafka *queued* the commit (commitAsync), not when the
+      // coordinator stored it: while the coordinator is away it resolves all the same and the commit is lost
+      // silently. So a commit counts only once the group's committed offsets, read back, show it.
+      await withTimeout(consumer.commitOffsets(list), timeoutMs, 'queueing the commit');
+      const pending = new Map(offsets.map((o) => [key(o.s.lane.topic, o.s.lane.partition), o]));
+      const topics = [...new Set(offsets.map((o) => o.s.lane.topic))];
+      for (let wait = 10; pending.size > 0; wait = Math.min(wait * 2, 500)) {
+        await sleep(Math.min(wait, Math.max(0, deadline - Date.now())));
+        if (Date.now() >= deadline) break;
+        const stored = await withTimeout(this.deps.topics.committedOffsets(this.spec.group, topics), Math.max(1, deadline - Date.now()), 'reading the committed offsets back');
+        for (const [k, { s, offset }] of pending) {
+          const at = stored.get(s.lane.topic)?.get(s.lane.partition);
+          if (at !== undefined && at >= offset) pending.delete(k);
+        }
+      }
+      const confirmed = offsets.filter((o) => !pending.has(key(o.s.lane.topic, o.s.lane.partition)));
+      for (const { s, offset } of confirmed) s.tracker.markCommitted(offset);
+      if (confirmed.length > 0) {
+        const done = confirmed.map(({ s, offset }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString() }));
+        this.deps.events.emit('offsets.committed', { group: this.spec.group, offsets: done });
+        this.log.debug({ offsets: done }, 'offsets committed');
+      }
+      if (pending.size > 0) {
+        timedOut = true;
+        throw new Error(`the coordinator did not store ${pending.size} of ${offsets.length} offsets within ${timeoutMs} ms (commit.timeoutMs)`);
+      }
       this.commitFailures = 0;
-      this.deps.events.emit('offsets.committed', { group: this.spec.group, offsets: list });
-      this.log.debug({ offsets: list }, 'offsets committed');
     } catch (err) {
       this.commitFailures += 1;
       const reason = err instanceof Error ? err.message : String(err);
+      timedOut ||= /within \d+ ms/.test(reason);
       this.deps.events.emit('offsets.commit_failed', { group: this.spec.group, offsets: list, reason, timedOut });
       // one line per failure streak step (1st, 2nd, 4th, 8th ...): an outage of minutes logs a handful of lines
       const n = this.commitFailures;
       if ((n & (n - 1)) === 0) {
         this.log.warn({ err, offsets: list, failuresInARow: n, timedOut }, 'commit failed; the next commit carries the newest watermark');
       }
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -60,8 +60,10 @@ describe('runtime: Kafka outage during consumption', () => {
     const topic = uniqueName('conveyor.test.outage');
     const group = `${topic}.group`;
     await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
-    const total = 900;
-    await produce(kafka, topic, Array.from({ length: total }, (_, i) => ({ partition: i % 3, value: { seq: i, delayMs: 20 } })));
+    const total = 300;
+    // 100 ms a message on 2 threads: when the broker dies, the lanes still hold work for seconds, so commits are
+    // attempted while no coordinator answers
+    await produce(kafka, topic, Array.from({ length: total }, (_, i) => ({ partition: i % 3, value: { seq: i, delayMs: 100 } })));
     // small lanes and fetches: little is held in memory, so the outage stops the flow for real
     const runner = await startRunner({
       topic,
@@ -70,10 +72,12 @@ describe('runtime: Kafka outage during consumption', () => {
     });
     runners.push(runner);
     const logTail = (): string => runner.logs.filter((l) => l.level >= 30).slice(-15).map((l) => JSON.stringify(l).slice(0, 400)).join('\n');
-    await waitFor('a third handled', () => readRecords(runner.recordFile).length >= total / 3, 60_000).catch((err: Error) => {
+    await waitFor('a fifth handled', () => readRecords(runner.recordFile).length >= total / 5, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}; the runner's last log lines:\n${logTail()}`);
     });
 
+    const atKill = readRecords(runner.recordFile).length;
+    const killedAt = Date.now();
     const pid = Number(readFileSync(join(broker.home, 'kafka.pid'), 'utf8'));
     process.kill(pid, 'SIGKILL');
     await waitFor('the broker gone', () => !(() => { try { process.kill(pid, 0); return true; } catch { return false; } })(), 10_000);
@@ -82,7 +86,7 @@ describe('runtime: Kafka outage during consumption', () => {
     expect(runner.child.signalCode).toBeNull();
     const handledDuringOutage = readRecords(runner.recordFile).length;
     expect(handledDuringOutage, 'the outage really hit mid-stream').toBeLessThan(total);
-    expect(runner.has('commit failed; the next commit carries the newest watermark'), 'a commit the coordinator cannot answer fails within commit.timeoutMs and is logged').toBe(true);
+    expect(runner.has('commit failed; the next commit carries the newest watermark'), `a commit the coordinator cannot answer fails within commit.timeoutMs and is logged (handled: ${atKill} at the kill, ${handledDuringOutage} after the outage; commits after the kill: ${JSON.stringify(runner.logs.filter((l) => l.time as number > killedAt && /commit/.test(l.msg)).map((l) => [(l.time as number) - killedAt, l.msg, l.offsets]))})`).toBe(true);
 
     const restarting = new Promise<void>((done, fail) => {
       execFile('bash', [resolve('scripts/brokers.sh'), 'start', 'kafka'], { env: brokerEnv(), timeout: 180_000 }, (err, stdout, stderr) =>
