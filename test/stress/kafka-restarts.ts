@@ -105,8 +105,6 @@ async function main(): Promise<void> {
   const group = `${topic}.group`;
   const admin = new Admin({ clientId: 'stress-admin', bootstrapBrokers: [bootstrap] });
   await admin.createTopics({ topics: [topic], partitions, replicas: 1 });
-  // TEMP(seed): pre-create the group (old builds crash on a never-seen group)
-  if (process.env.STRESS_SEED_GROUP) await admin.alterConsumerGroupOffsets({ groupId: group, topics: [{ name: topic, partitionOffsets: Array.from({ length: partitions }, (_, p) => ({ partition: p, offset: 0n })) }] } as never);
   await admin.close();
 
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-stress-'));
