@@ -112,7 +112,7 @@ export class KafkaAdmin {
   readonly #where: string;
   #client: Admin | undefined;
   #reader: Consumer | undefined;
-  #clientOptions: (AdminClientOptions) | undefined;
+  #clientOptions: AdminClientOptions | undefined;
   /** The pending calls, failed at once when a connection attempt is refused (login, TLS): no retry fixes that. */
   readonly #pending = new Set<(refusal: unknown) => void>();
 
@@ -122,7 +122,7 @@ export class KafkaAdmin {
     this.#where = options.brokers.join(',');
   }
 
-  /** The cluster's metadata for these topics (none: brokers only); a topic that does not exist is left out. */
+  /** The cluster's metadata for these topics (none: brokers only); a topic that does not exist fails it (conveyor.kafka.request_failed). */
   async metadata(topics: readonly string[] = []): Promise<ClusterMetadata> {
     return this.#request('reading metadata', (admin) => admin.metadata({ topics: [...topics], forceUpdate: true, autocreateTopics: false, retries: METADATA_RETRIES }));
   }
