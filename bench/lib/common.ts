@@ -17,8 +17,6 @@ import { loadConfig } from '../../dist/config/load.js';
 import type { ConveyorConfig } from '../../dist/config/schema.js';
 import { KafkaAdmin } from '../../dist/kafka/admin.js';
 import { createKafka, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
-
-type Admin = KafkaAdmin;
 import { Runtime } from '../../dist/runtime.js';
 
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -115,7 +113,7 @@ export function benchConfig(handlersDir: string, group: string): ConveyorConfig 
 // ------------------------------------------------------------------------------------------- topic data
 
 /** Creates the topic and produces `total` messages of `size` bytes round-robin over its partitions (idempotent, batched). */
-export async function prepareTopic(admin: Admin, kafka: Kafka, topic: string, partitions: number, total: number, size: number): Promise<number> {
+export async function prepareTopic(admin: KafkaAdmin, kafka: Kafka, topic: string, partitions: number, total: number, size: number): Promise<number> {
   const created = await admin.createTopic(topic, partitions);
   if (!created) throw new Error(`topic ${topic} already exists`);
   const producer = kafka.producer({
@@ -159,7 +157,7 @@ function payload(i: number, size: number): Buffer {
 }
 
 /** Deletes the topic, checking that it stays deleted (a deletion can be lost); warns on stderr if it could not. */
-export async function deleteTopic(admin: Admin, topic: string): Promise<void> {
+export async function deleteTopic(admin: KafkaAdmin, topic: string): Promise<void> {
   for (let round = 0; round < 5; round++) {
     try {
       if (!(await admin.topics()).has(topic)) return;
@@ -173,7 +171,7 @@ export async function deleteTopic(admin: Admin, topic: string): Promise<void> {
 }
 
 /** Sum of the group's committed offsets on the topic (what a restarted consumer would skip). */
-export async function committedTotal(admin: Admin, group: string, topic: string): Promise<number> {
+export async function committedTotal(admin: KafkaAdmin, group: string, topic: string): Promise<number> {
   const committed = (await admin.committedOffsets(group, [topic])).get(topic) ?? new Map<number, bigint>();
   return [...committed.values()].reduce((n, offset) => n + Number(offset), 0);
 }
@@ -229,7 +227,7 @@ function deadline<T>(what: string, promise: Promise<T>, ms: number, progress: ()
 
 export interface BareOptions {
   kafka: Kafka;
-  admin: Admin;
+  admin: KafkaAdmin;
   topic: string;
   config: ConveyorConfig;
   expected: number;
@@ -310,7 +308,7 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
 }
 
 export interface ConveyorOptions {
-  admin: Admin;
+  admin: KafkaAdmin;
   topic: string;
   handlersDir: string;
   expected: number;

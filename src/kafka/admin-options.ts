@@ -134,6 +134,15 @@ export function brokerErrorNames(error: unknown): Set<string> {
   return names;
 }
 
+/** The refusal itself, for a login or TLS failure: the broker's reason when it gave one, else the client's words. */
+export function refusalDetail(error: unknown): string {
+  const chain = errorChain(error) as Array<ErrorLike & { serverErrorMessage?: unknown }>;
+  const sasl = chain.find((e) => e.apiId === 'SASL_AUTHENTICATION_FAILED' || e.apiId === 'UNSUPPORTED_SASL_MECHANISM');
+  if (sasl) return typeof sasl.serverErrorMessage === 'string' && sasl.serverErrorMessage ? sasl.serverErrorMessage : String(sasl.message ?? '');
+  const found = chain.find((e) => e.code === 'PLT_KFK_AUTHENTICATION' || (typeof e.code === 'string' && TLS_CODES.test(e.code)) || (typeof e.message === 'string' && /TLS handshake failed/i.test(e.message)));
+  return found && typeof found.message === 'string' ? found.message : describeAdminError(error);
+}
+
 /** One line for a platformatic error: its message and the distinct messages of what it aggregates. */
 export function describeAdminError(error: unknown): string {
   const chain = errorChain(error);

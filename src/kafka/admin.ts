@@ -21,10 +21,10 @@
  * A group the cluster has never seen reads as "no committed offsets", not as an error.
  */
 import { readFileSync } from 'node:fs';
-import { Admin, ConfigResourceTypes, Consumer, FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
+import { Admin, ConfigResourceTypes, Consumer, FetchIsolationLevels, type ClusterMetadata, type RetryDelayGetter } from '@platformatic/kafka';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
-import { brokerErrorNames, classifyAdminError, describeAdminError, platformaticOptions, type PlatformaticClientOptions } from './admin-options.ts';
+import { brokerErrorNames, classifyAdminError, describeAdminError, platformaticOptions, refusalDetail, type PlatformaticClientOptions } from './admin-options.ts';
 import { securityProperties } from './client.ts';
 import { KafkaSecurityFailure } from './security-failures.ts';
 
@@ -96,6 +96,9 @@ export interface StoredRecord {
   readonly timestamp: number;
 }
 
+/** The platformatic options with a retry-delay function (see #platformaticOptions). */
+type AdminClientOptions = Omit<PlatformaticClientOptions, 'retryDelay'> & { readonly retryDelay: RetryDelayGetter };
+
 /** Attempts of a metadata request beyond the first: an unknown topic is retried too (it may be a topic just created). */
 const METADATA_RETRIES = 3;
 
@@ -109,7 +112,9 @@ export class KafkaAdmin {
   readonly #where: string;
   #client: Admin | undefined;
   #reader: Consumer | undefined;
-  #clientOptions: PlatformaticClientOptions | undefined;
+  #clientOptions: AdminClientOptions | undefined;
+  /** The pending calls, failed at once when a connection attempt is refused (login, TLS): no retry fixes that. */
+  readonly #pending = new Set<(refusal: unknown) => void>();
 
   constructor(options: KafkaAdminOptions) {
     this.#options = options;
@@ -117,7 +122,7 @@ export class KafkaAdmin {
     this.#where = options.brokers.join(',');
   }
 
-  /** The cluster's metadata for these topics (none: brokers only); a topic that does not exist is left out. */
+  /** The cluster's metadata for these topics (none: brokers only); a topic that does not exist fails it (conveyor.kafka.request_failed). */
   async metadata(topics: readonly string[] = []): Promise<ClusterMetadata> {
     return this.#request('reading metadata', (admin) => admin.metadata({ topics: [...topics], forceUpdate: true, autocreateTopics: false, retries: METADATA_RETRIES }));
   }
@@ -420,9 +425,20 @@ export class KafkaAdmin {
     return new ConveyorError('conveyor.kafka.unknown_topic', `topic ${topic} does not exist on Kafka at ${this.#where}`, { context: { topic } });
   }
 
-  #platformaticOptions(): PlatformaticClientOptions {
-    this.#clientOptions ??= platformaticOptions(this.#options.brokers, this.#options.clientId, this.#options.security ?? {}, this.timeoutMs, (path) => readFileSync(path));
-    return this.#clientOptions;
+  #platformaticOptions(): AdminClientOptions {
+    if (!this.#clientOptions) {
+      const options = platformaticOptions(this.#options.brokers, this.#options.clientId, this.#options.security ?? {}, this.timeoutMs, (path) => readFileSync(path));
+      // The client retries a connection the broker refused at login or in the TLS handshake like any lost one (its
+      // network error wraps the refusal): every attempt's error passes through here, so a refusal fails the
+      // pending calls at once instead of after timeoutMs.
+      const retryDelay: RetryDelayGetter = (_client, _operation, _attempt, _retries, error) => {
+        const kind = classifyAdminError(error);
+        if (kind === 'authentication' || kind === 'tls') for (const fail of [...this.#pending]) fail(error);
+        return options.retryDelay;
+      };
+      this.#clientOptions = { ...options, retryDelay };
+    }
+    return this.#clientOptions!;
   }
 
   #request<T>(what: string, call: (admin: Admin) => Promise<T>): Promise<T> {
@@ -436,17 +452,21 @@ export class KafkaAdmin {
 
   async #bounded<T>(what: string, call: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    let refused: ((refusal: unknown) => void) | undefined;
     try {
       return await Promise.race([
         call(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(this.#unavailable(what, new Error(`no answer within ${this.timeoutMs} ms`))), this.timeoutMs);
+          refused = reject;
+          this.#pending.add(reject);
         }),
       ]);
     } catch (err) {
       throw this.#failure(what, err);
     } finally {
       clearTimeout(timer);
+      if (refused) this.#pending.delete(refused);
     }
   }
 
@@ -457,7 +477,7 @@ export class KafkaAdmin {
     if (kind === 'authentication' || kind === 'tls') {
       const security = this.#options.security ?? {};
       return new KafkaSecurityFailure(
-        { kind, detail: describeAdminError(err) },
+        { kind, detail: refusalDetail(err) },
         {
           brokers: this.#where,
           securityProtocol: security['security.protocol'] ?? 'plaintext',

@@ -9,7 +9,6 @@ const { KafkaJS } = kafkaJavascript;
 export type Kafka = KafkaTypes.Kafka;
 export type Producer = KafkaTypes.Producer;
 export type Consumer = KafkaTypes.Consumer;
-export type Admin = KafkaTypes.Admin;
 export type IHeaders = KafkaTypes.IHeaders;
 export type KafkaMessage = KafkaTypes.KafkaMessage;
 export type ConsumerConstructorConfig = KafkaTypes.ConsumerConstructorConfig;
@@ -28,7 +27,8 @@ export interface KafkaClientOptions {
 /**
  * Builds a client of the Confluent driver's KafkaJS-shaped API, logging through pino. The security properties
  * are top-level librdkafka properties of the Kafka instance: the driver merges them into the configuration of
- * every producer, consumer and admin client made from it. A login the broker refuses, or a TLS handshake that
+ * every producer and consumer made from it (admin requests go through admin.ts instead: the native admin client
+ * crashed the process, see there). A login the broker refuses, or a TLS handshake that
  * fails, fails those clients' connect() at once with a KafkaSecurityFailure (security-failures.ts).
  */
 export function createKafka(options: KafkaClientOptions): Kafka {
@@ -51,10 +51,12 @@ export function createKafka(options: KafkaClientOptions): Kafka {
   } as never);
   const producer = kafka.producer.bind(kafka);
   const consumer = kafka.consumer.bind(kafka);
-  const admin = kafka.admin.bind(kafka);
   kafka.producer = (config) => watch.guard(producer(config));
   kafka.consumer = (config) => watch.guard(consumer(config));
-  kafka.admin = (config) => watch.guard(admin(config));
+  // no admin clients from here: every admin request goes through the pure-JavaScript admin port (admin.ts)
+  kafka.admin = () => {
+    throw new Error('the native admin client is not used: use KafkaAdmin (src/kafka/admin.ts)');
+  };
   return kafka;
 }
 

@@ -2,16 +2,22 @@
  * Readiness follows Kafka: the local broker is stopped while a runner consumes, /health/ready turns 503 within
  * 15 s and back to 200 within 15 s of the broker's return, while /health/live stays 200 and the runner keeps
  * running (seed 000: a broker outage is not a reason to die). It stops the shared local broker for ~15-20 s, so
- * it has a file of its own; it needs the broker of `npm run brokers`.
+ * it has a file of its own; it needs the broker of `npm run brokers` (or the throwaway one that CONVEYOR_KAFKA_HOME and
+ * CONVEYOR_KAFKA_PORT name, as scripts/brokers.sh does: then that one is stopped and started instead).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { useKafkaFixture } from '../support/fixture.ts';
 import { produce, waitFor } from '../support/kafka.ts';
 import { metricValue, opsBaseUrl, opsGet } from '../support/ops-http.ts';
 import { readRecords } from '../support/runner.ts';
+
+/** The broker brokers.sh starts and stops: the local one, or the one CONVEYOR_KAFKA_HOME / CONVEYOR_KAFKA_PORT name. */
+const KAFKA_HOME = process.env.CONVEYOR_KAFKA_HOME ?? '.local/kafka';
+const KAFKA_ADDRESS = `127.0.0.1:${process.env.CONVEYOR_KAFKA_PORT ?? '9092'}`;
 
 /** Not execFileSync: the test's own event loop keeps polling the runner while the broker stops and starts. */
 async function brokers(command: 'start' | 'stop'): Promise<void> {
@@ -23,7 +29,7 @@ describe('ops server: readiness while Kafka is down', () => {
 
   it('turns not ready within 15 s of Kafka stopping and ready again within 15 s of its return; live and running throughout', async () => {
     expect(
-      existsSync('.local/kafka/kafka.pid') && inject('kafkaBrokers') === '127.0.0.1:9092',
+      existsSync(join(KAFKA_HOME, 'kafka.pid')) && inject('kafkaBrokers') === KAFKA_ADDRESS,
       'this test stops and restarts the local broker: run it against `npm run brokers` (npm test does)',
     ).toBe(true);
     const { topic, group } = await fx.topic('ops-ready', 2);

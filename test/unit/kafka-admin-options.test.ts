@@ -2,7 +2,7 @@
 import { AuthenticationError, MultipleErrors, NetworkError, ProtocolError, TimeoutError, UserError } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
-import { brokerErrorNames, classifyAdminError, describeAdminError, platformaticOptions, RETRY_DELAY_MS } from '../../src/kafka/admin-options.ts';
+import { brokerErrorNames, classifyAdminError, describeAdminError, platformaticOptions, refusalDetail, RETRY_DELAY_MS } from '../../src/kafka/admin-options.ts';
 import { kafkaAdminOptions } from '../../src/kafka/admin.ts';
 import { securityProperties } from '../../src/kafka/client.ts';
 
@@ -91,6 +91,15 @@ describe('classifyAdminError: what a failed request means', () => {
     expect(classifyAdminError(new MultipleErrors('metadata failed', [new NetworkError('x', { cause: new AuthenticationError('SASL authentication failed.') })]))).toBe('authentication');
     expect(classifyAdminError(new NetworkError('Connection failed.', { cause: Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }) }))).toBe('tls');
     expect(classifyAdminError(new UserError('TLS handshake failed. Please verify the broker supports TLS.'))).toBe('tls');
+  });
+
+  it('takes the broker\'s reason for a refused login, the client\'s words for a failed handshake', () => {
+    const login = new MultipleErrors('metadata failed', [
+      new NetworkError('Connection failed.', { cause: new AuthenticationError('SASL authentication failed.', { cause: new ProtocolError('SASL_AUTHENTICATION_FAILED', 'Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256') }) }),
+    ]);
+    expect(refusalDetail(login)).toBe('Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256');
+    const tls = new NetworkError('Connection failed.', { cause: Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }) });
+    expect(refusalDetail(tls)).toBe('self-signed certificate');
   });
 
   it('names the broker errors of the chain, an unknown topic included', () => {
