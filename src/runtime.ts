@@ -3,6 +3,8 @@
  * RabbitMQ queue consumer), a shared worker pool, the dead-letter and event publishers, and one RabbitMQ
  * connection when any handler or publish needs it. `Runtime.events` reports what happens (see instrumentation.ts).
  */
+import { availableParallelism } from 'node:os';
+import { deriveMemoryPlan, type MemoryPlan } from './config/memory-budget.ts';
 import type { ConveyorConfig } from './config/schema.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
 import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
@@ -104,7 +106,9 @@ export class Runtime {
     }
     // handlers' ctx.log in the worker threads logs at the configured level (workers copy the environment at start)
     process.env.LOG_LEVEL = config.log.level;
-    this.pool = new WorkerPool({ size: config.pool.size, timeoutGraceMs: config.pool.timeoutGraceMs });
+    const memory = this.memoryPlan();
+    logger.info({ memory: memory.summary }, 'memory budget');
+    this.pool = new WorkerPool({ size: memory.threads, timeoutGraceMs: config.pool.timeoutGraceMs, resourceLimits: memory.workerResourceLimits });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });
     this.publisher = new KafkaPublisher(config, { logger });
@@ -123,8 +127,8 @@ export class Runtime {
     const publishers = { kafka: this.publisher, rabbitmq: this.rabbitPublisher };
     this.sources = this.handlers.map((spec) =>
       spec.broker === 'rabbitmq'
-        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger })
-        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger }),
+        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger, memory })
+        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger, memory }),
     );
     logger.info(
       {
@@ -147,6 +151,15 @@ export class Runtime {
     }
     this.started = true;
     logger.info('running');
+  }
+
+  /** What the memory budget gives each part: one consumer per Kafka handler, one per queue handler. */
+  memoryPlan(): MemoryPlan {
+    return deriveMemoryPlan(
+      this.config,
+      { kafkaConsumers: this.handlers.filter((h) => h.broker === 'kafka').length, queueConsumers: this.handlers.filter((h) => h.broker === 'rabbitmq').length },
+      availableParallelism(),
+    );
   }
 
   /** Graceful stop within `deadlineMs`: stop fetching, drain in-flight batches, commit, disconnect. Idempotent. */

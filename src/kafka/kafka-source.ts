@@ -5,6 +5,7 @@
  */
 import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { OffsetTracker } from '../ack/offset-tracker.ts';
+import type { MemoryPlan } from '../config/memory-budget.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { RECONNECT_BACKOFF } from '../failure/backoff.ts';
 import type { DeadLetterPublisher } from '../failure/dead-letter.ts';
@@ -37,6 +38,8 @@ export interface KafkaSourceDeps {
   readonly publishers: Readonly<Record<Broker, EventSender>>;
   readonly events: Instrumentation;
   readonly logger: Logger;
+  /** The memory budget's plan: this consumer's prefetch properties and its lanes' limits. */
+  readonly memory: MemoryPlan;
 }
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -104,7 +107,8 @@ export class KafkaSource {
       'partition.assignment.strategy': k.assignmentStrategy,
       'enable.auto.commit': false,
       'auto.offset.reset': k.autoOffsetReset,
-      'js.consumer.max.batch.size': k.maxBatchSize,
+      // prefetch (queued.max.messages.kbytes, fetch.max.bytes, ...) and js.consumer.max.batch.size from the memory budget
+      ...this.deps.memory.kafkaConsumerProperties,
       'reconnect.backoff.ms': RECONNECT_BACKOFF.initialMs,
       'reconnect.backoff.max.ms': RECONNECT_BACKOFF.maxMs,
       rebalance_cb: (err: { code: number }, assignment: TopicPartition[]) => this.onRebalance(err, assignment),
@@ -139,7 +143,7 @@ export class KafkaSource {
   private state(topic: string, partition: number): PartitionState {
     let state = this.partitions.get(key(topic, partition));
     if (!state) {
-      const lane = new PartitionLane(topic, partition, this.config.lanes);
+      const lane = new PartitionLane(topic, partition, this.deps.memory.laneLimits(this.partitions.size + 1));
       const tracker = new OffsetTracker();
       const driver = new LaneDriver(lane, this.spec, {
         pool: this.deps.pool,
@@ -212,6 +216,7 @@ export class KafkaSource {
         if (stale?.lane.closed) this.partitions.delete(key(topic, partition));
         this.state(topic, partition);
       }
+      this.resizeLanes();
       this.assignedOnce = true;
       this.log.info({ partitions }, 'partitions assigned');
       this.deps.events.emit('partitions.assigned', { group: this.spec.group, partitions });
@@ -220,6 +225,12 @@ export class KafkaSource {
     } else {
       this.log.error({ code: err.code }, 'rebalance error');
     }
+  }
+
+  /** The consumer's lane memory is shared by the partitions it owns: re-divide it whenever that set changes. */
+  private resizeLanes(): void {
+    const limits = this.deps.memory.laneLimits(this.partitions.size);
+    for (const { lane } of this.partitions.values()) lane.limits = limits;
   }
 
   /** Invariant 4: stop fetching into those lanes, let the in-flight batch finish, commit, then release. */
@@ -234,6 +245,7 @@ export class KafkaSource {
     }
     await this.commit(states);
     for (const s of states) this.partitions.delete(key(s.lane.topic, s.lane.partition));
+    this.resizeLanes();
     this.log.info({ partitions }, 'partitions revoked');
     this.deps.events.emit('partitions.revoked', { group: this.spec.group, partitions });
   }
