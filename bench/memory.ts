@@ -7,7 +7,8 @@
  *   kafka-unbounded   Conveyor, no-op handler, memory.budgetMb=0 (no budget: the client's own prefetch defaults,
  *                     the lanes' configured limits, no worker resourceLimits), for the throughput comparison
  *   rabbit-bare       a bare amqplib consumer (manual ack, the same prefetch Conveyor's run uses)
- *   rabbit-conveyor   Conveyor, a no-op queue handler (bench/handlers/noop-queue)
+ *   rabbit-conveyor   Conveyor, a no-op queue handler (bench/handlers/noop-queue), the default memory budget
+ *   rabbit-unbounded  the same with memory.budgetMb=0
  *
  * Kafka: 1,000,000 × 512 B over 12 partitions, produced once; each contender reads it from the beginning with a
  * fresh group. RabbitMQ: 100,000 × 1 KiB, published into a fresh queue before each RabbitMQ contender.
@@ -27,7 +28,7 @@ import {
 import { Runtime } from '../dist/runtime.js';
 import { deriveMemoryPlan } from '../dist/config/memory-budget.js';
 
-const CONTENDERS = ['kafka-bare', 'kafka-conveyor', 'kafka-unbounded', 'rabbit-bare', 'rabbit-conveyor'] as const;
+const CONTENDERS = ['kafka-bare', 'kafka-conveyor', 'kafka-unbounded', 'rabbit-bare', 'rabbit-conveyor', 'rabbit-unbounded'] as const;
 type Contender = (typeof CONTENDERS)[number];
 
 const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -73,7 +74,7 @@ function parse(): Args {
          --sample-ms MS (RSS sampling interval, default 100)
          --topic NAME (reuse an existing, already filled topic)  --keep-topic
 environment: CONVEYOR_MEMORY_BUDGET_MB and any other Conveyor setting apply to the Conveyor contenders
-             (kafka-unbounded always runs with CONVEYOR_MEMORY_BUDGET_MB=0); KAFKA_BROKERS, AMQP_URL`);
+             (kafka-unbounded and rabbit-unbounded run with CONVEYOR_MEMORY_BUDGET_MB=0); KAFKA_BROKERS, AMQP_URL`);
     process.exit(0);
   }
   const int = (v: string | undefined, d: number): number => {
@@ -156,7 +157,7 @@ async function child(args: Args): Promise<ChildResult> {
     await connection.close();
     return { messages: count, ms, settings: { prefetch: args.prefetch ?? 1 } };
   }
-  // rabbit-conveyor
+  // rabbit-conveyor, rabbit-unbounded
   process.env.BENCH_QUEUE = args.queue!;
   const config = benchConfig(join(BENCH_DIR, 'handlers', 'noop-queue'), 'rabbit');
   const runtime = await Runtime.create(config, logger);
@@ -294,7 +295,8 @@ async function parent(args: Args): Promise<void> {
     try {
       const filled = await fillQueue(queue, args.queueMessages, args.queueSize);
       console.log(`published ${args.queueMessages.toLocaleString('en-US')} messages of ${args.queueSize} B to queue ${queue} in ${round(filled)} ms`);
-      const r = await runChild(c, args, ['--queue', queue, '--queue-messages', String(args.queueMessages), '--prefetch', String(rabbitPrefetch)], {}, c === 'rabbit-conveyor' ? mainFlags : []);
+      const env: Record<string, string> = c === 'rabbit-unbounded' ? { CONVEYOR_MEMORY_BUDGET_MB: '0' } : {};
+      const r = await runChild(c, args, ['--queue', queue, '--queue-messages', String(args.queueMessages), '--prefetch', String(rabbitPrefetch)], env, c === 'rabbit-conveyor' ? mainFlags : []);
       results.push(r);
       console.log(`${c.padEnd(16)} peak RSS ${r.peakRssMb} MB, ${round(r.msgsPerS).toLocaleString('en-US')} msgs/s (${round(r.ms)} ms)  ${timeline(r.samples)}`);
     } finally {
