@@ -4,6 +4,7 @@
  * connection when any handler or publish needs it. `Runtime.events` reports what happens (see instrumentation.ts).
  */
 import { availableParallelism } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { deriveMemoryPlan, type MemoryPlan } from './config/memory-budget.ts';
 import type { ConveyorConfig } from './config/schema.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
@@ -107,7 +108,15 @@ export class Runtime {
     // handlers' ctx.log in the worker threads logs at the configured level (workers copy the environment at start)
     process.env.LOG_LEVEL = config.log.level;
     const memory = this.memoryPlan();
-    logger.info({ memory: memory.summary }, 'memory budget');
+    logger.info({ memory: memory.summary, nodeFlags: memory.mainThreadFlags }, 'memory budget');
+    const heapLimitMb = getHeapStatistics().heap_size_limit / 1024 / 1024;
+    if (memory.mainHeapLimitMb !== undefined && heapLimitMb > 1.5 * memory.mainHeapLimitMb) {
+      // V8 sizes the main thread's heap from the machine's memory unless told at start; it cannot be changed later
+      logger.warn(
+        { heapLimitMb: Math.round(heapLimitMb), budgetMb: memory.budgetMb, nodeFlags: memory.mainThreadFlags },
+        `the main thread's heap is not bounded by memory.budgetMb: start node with NODE_OPTIONS="${memory.mainThreadFlags.join(' ')}" (docs/configuration.md, "Memory budget")`,
+      );
+    }
     this.pool = new WorkerPool({ size: memory.threads, timeoutGraceMs: config.pool.timeoutGraceMs, resourceLimits: memory.workerResourceLimits });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     this.deadLetters = new DeadLetterPublisher(kafka, { timeoutMs: config.kafka.timeoutSeconds * 1000 });

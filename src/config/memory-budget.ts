@@ -1,19 +1,25 @@
 /**
  * One memory budget (`memory.budgetMb`) for the whole process, and everything derived from it: the Kafka
- * consumers' prefetch, the lanes' limits, the RabbitMQ prefetch and each worker thread's V8 heap limits
- * (piscina `resourceLimits`). Pure: the same configuration and handler counts always give the same plan.
+ * consumers' prefetch, the lanes' limits, the RabbitMQ prefetch, each worker thread's V8 heap limits (piscina
+ * `resourceLimits`) and the main thread's V8 heap flags. Pure: the same configuration, handler counts and core
+ * count always give the same plan. docs/configuration.md ("Memory budget") explains it for operators.
  *
- * The split (docs/configuration.md, "Memory budget"), for a budget of B MiB and T worker threads:
+ * For a budget of B MiB, T worker threads and C consumers (one per Kafka handler, one per queue handler):
  *
- *   fixed      = BASE_MB (the main thread: Node, the runtime, the clients, idle) + T × WORKER_BASE_MB
- *   rest       = B − fixed
- *   workers    = WORKER_SHARE × rest, split evenly: each worker's heap limit (young + old generation)
- *   messages   = the other (1 − WORKER_SHARE) × rest, split evenly over the consumers (one per Kafka handler
- *                group, one per queue handler); each Kafka consumer's share S goes
- *                  PREFETCH_SHARE × S  to the client's prefetch (librdkafka's queue, which the JS layer's
- *                                      cache of the same messages mirrors: counted twice),
- *                  the rest            to its lanes, divided among the partitions it owns;
- *                a queue consumer's share bounds its prefetch at QUEUE_MESSAGE_COST bytes a message.
+ *   rest       = B − BASE_MB − T × WORKER_BASE_MB              (what the process costs at rest is measured)
+ *   workers    = WORKER_SHARE × rest, evenly: each worker's heap limit (WORKER_YOUNG_MB young + the rest old)
+ *   messages   = MESSAGE_SHARE × rest, evenly over the C consumers; a Kafka consumer's share S goes
+ *                  PREFETCH_SHARE × S / PREFETCH_COST  to librdkafka's queue (queued.max.messages.kbytes; the
+ *                                                      fetch sizes follow it): each queued byte costs ~8 in RSS
+ *                  the rest                            to its lanes, divided among the partitions it owns
+ *                                                      (re-divided on every rebalance); each message is charged
+ *                                                      at least MESSAGE_COST bytes
+ *                a queue consumer's share bounds its prefetch at QUEUE_MESSAGE_COST a message
+ *   headroom   = the remaining 1 − WORKER_SHARE − MESSAGE_SHARE of rest: garbage not yet collected, allocator
+ *                free lists, native buffers. Nothing is derived from it; it is why the process stays below B.
+ *   main heap  = --max-semi-space-size=MAIN_SEMI_SPACE_MB --max-old-space-size=(MAIN_OLD_BASE_MB + 2 × messages):
+ *                V8 otherwise sizes the main thread's young generation from the machine's memory (128 MB of
+ *                garbage and the buffers it holds on a 23 GB machine). Node takes these only at start.
  *
  * Explicit settings are ceilings: `kafka.maxBatchSize`, `lanes.maxMessages`, `lanes.maxBytes` and a queue
  * handler's `prefetch` still apply, and the budget can only lower them, never raise them. `memory.budgetMb = 0`
@@ -38,7 +44,7 @@ export const MESSAGE_SHARE = 0.1;
 /** A worker's young generation (semi-spaces), out of its heap limit; smaller makes every handler slower. */
 export const WORKER_YOUNG_MB = 4;
 /** The smallest old generation a worker gets: below it, handlers fail for want of heap, not because they run away. */
-export const MIN_WORKER_OLD_MB = 24;
+export const MIN_WORKER_OLD_MB = 16;
 /** Part of a Kafka consumer's share that bounds the client's prefetch (librdkafka queue; its JS cache mirrors it). */
 export const PREFETCH_SHARE = 0.25;
 /** Every queued message is charged at least this much (its objects and buffers cost memory beyond its bytes). */
@@ -85,6 +91,8 @@ export interface MemoryPlan {
    * image and the manifests pass them, and the runtime warns when the running heap is larger than they allow.
    */
   readonly mainThreadFlags: readonly string[];
+  /** The main thread's heap limit those flags give (old + young generation), MiB; undefined without a budget. */
+  readonly mainHeapLimitMb: number | undefined;
   /** librdkafka and JS-layer properties for each Kafka consumer (spread into the consumer's configuration). */
   readonly kafkaConsumerProperties: Readonly<Record<string, number>>;
   /** Limits of each lane of a Kafka consumer that owns `partitions` partitions. */
@@ -95,9 +103,15 @@ export interface MemoryPlan {
   readonly summary: Readonly<Record<string, number>>;
 }
 
-/** Worker threads the pool runs: `pool.size`, or one per core when 0. */
-export function poolThreads(config: Pick<ConveyorConfig, 'pool'>, cores: number): number {
-  return config.pool.size > 0 ? config.pool.size : Math.max(1, cores);
+/**
+ * Worker threads the pool runs: `pool.size`; when 0, one per core, but no more than the budget gives a heap of
+ * at least its minimum (a 64-core node must not make the default budget unusable).
+ */
+export function poolThreads(config: Pick<ConveyorConfig, 'pool' | 'memory'>, cores: number): number {
+  if (config.pool.size > 0) return config.pool.size;
+  let threads = Math.max(1, cores);
+  if (config.memory.budgetMb > 0) while (threads > 1 && minimumBudgetMb(threads) > config.memory.budgetMb) threads -= 1;
+  return threads;
 }
 
 /** The smallest budget that gives `threads` workers their minimum heap and leaves as much for the messages. */
@@ -113,7 +127,7 @@ export function budgetProblem(budgetMb: number, threads: number): string | undef
   if (budgetMb === 0) return undefined;
   const min = minimumBudgetMb(threads);
   if (budgetMb >= min) return undefined;
-  return `must be 0 (no budget) or at least ${min} for ${threads} worker thread${threads === 1 ? '' : 's'} (pool.size): ${BASE_MB} MB for the process, ${WORKER_BASE_MB + MIN_WORKER_OLD_MB + WORKER_YOUNG_MB} MB per worker and as much again for the messages; got ${budgetMb}`;
+  return `must be 0 (no budget) or at least ${min} for ${threads} worker thread${threads === 1 ? '' : 's'} (pool.size; ${BASE_MB} MB for the process, ${WORKER_BASE_MB} MB and a heap of at least ${MIN_WORKER_OLD_MB + WORKER_YOUNG_MB} MB per worker, with the messages' share and headroom); got ${budgetMb}`;
 }
 
 type BudgetConfig = Pick<ConveyorConfig, 'memory' | 'kafka' | 'lanes' | 'pool'>;
@@ -133,6 +147,7 @@ export function deriveMemoryPlan(config: BudgetConfig, consumers: Consumers, cor
       threads,
       workerResourceLimits: undefined,
       mainThreadFlags: [],
+      mainHeapLimitMb: undefined,
       kafkaConsumerProperties: { 'js.consumer.max.batch.size': maxBatchSize },
       laneLimits: () => ({ ...configuredLanes }),
       queuePrefetch: (declared) => declared,
@@ -157,8 +172,9 @@ export function deriveMemoryPlan(config: BudgetConfig, consumers: Consumers, cor
   const prefetchKb = Math.max(MIN_PREFETCH_KB, Math.floor(prefetchBytes / 1024));
   const fetchMaxBytes = Math.min(50 * MiB, prefetchKb * 1024);
   const partitionFetchBytes = Math.min(MiB, Math.max(64 * 1024, Math.floor(fetchMaxBytes / 8)));
-  const messagesMb = Math.ceil((MESSAGE_SHARE * rest) / 1);
-  const mainThreadFlags = [`--max-semi-space-size=${MAIN_SEMI_SPACE_MB}`, `--max-old-space-size=${MAIN_OLD_BASE_MB + 2 * messagesMb}`];
+  // the main thread holds the messages (prefetch copies, lanes) and their garbage: twice the message share
+  const mainOldMb = MAIN_OLD_BASE_MB + 2 * Math.ceil(MESSAGE_SHARE * rest);
+  const mainThreadFlags = [`--max-semi-space-size=${MAIN_SEMI_SPACE_MB}`, `--max-old-space-size=${mainOldMb}`];
   const batchSize = Math.max(1, Math.min(maxBatchSize, Math.floor(prefetchKb * 1024 / MESSAGE_COST)));
   const kafkaConsumerProperties: Record<string, number> = {
     'queued.max.messages.kbytes': prefetchKb,
@@ -192,6 +208,7 @@ export function deriveMemoryPlan(config: BudgetConfig, consumers: Consumers, cor
     threads,
     workerResourceLimits,
     mainThreadFlags,
+    mainHeapLimitMb: mainOldMb + 3 * MAIN_SEMI_SPACE_MB,
     kafkaConsumerProperties,
     laneLimits,
     queuePrefetch,

@@ -226,7 +226,7 @@ describe('range and choice rejections name the key, its variable, the expectatio
 
   it('accepts the limits of each range', () => {
     const config = loadConfig({
-      env: { KAFKA_MAX_RETRY_ATTEMPTS: '0', CONVEYOR_POOL_SIZE: '256', CONVEYOR_LANE_RESUME_RATIO: '0', KAFKA_SESSION_TIMEOUT_MS: '6000' },
+      env: { KAFKA_MAX_RETRY_ATTEMPTS: '0', CONVEYOR_POOL_SIZE: '256', CONVEYOR_LANE_RESUME_RATIO: '0', KAFKA_SESSION_TIMEOUT_MS: '6000', CONVEYOR_MEMORY_BUDGET_MB: '1048576' },
     });
     expect(config.retry.maxAttempts).toBe(0);
     expect(config.pool.size).toBe(256);
