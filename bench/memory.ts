@@ -27,6 +27,7 @@ import {
 } from './lib/common.ts';
 import { Runtime } from '../dist/runtime.js';
 import { deriveMemoryPlan } from '../dist/config/memory-budget.js';
+import { availableParallelism } from 'node:os';
 
 const CONTENDERS = ['kafka-bare', 'kafka-conveyor', 'kafka-unbounded', 'rabbit-bare', 'rabbit-conveyor', 'rabbit-unbounded'] as const;
 type Contender = (typeof CONTENDERS)[number];
@@ -64,6 +65,8 @@ function parse(): Args {
       child: { type: 'string' },
       queue: { type: 'string' },
       prefetch: { type: 'string' },
+      // accepted for `bench/run.sh all`, which passes the same options to every benchmark: one run per contender here
+      runs: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -132,7 +135,7 @@ async function child(args: Args): Promise<ChildResult> {
     await admin.connect();
     try {
       const r = await runConveyor({ admin, topic: args.topic!, handlersDir: join(BENCH_DIR, 'handlers', 'noop'), expected: args.messages, run: 1, timeoutMs: 900_000 });
-      const plan = deriveMemoryPlan(r.config, { kafkaConsumers: 1, queueConsumers: 0 });
+      const plan = deriveMemoryPlan(r.config, { kafkaConsumers: 1, queueConsumers: 0 }, availableParallelism());
       return { messages: r.messages, ms: r.ms, settings: { budgetMb: r.config.memory.budgetMb, ...plan.summary, nodeFlags: process.execArgv.join(' ') } };
     } finally {
       await admin.disconnect();
@@ -173,7 +176,7 @@ async function child(args: Args): Promise<ChildResult> {
   await done;
   const ms = performance.now() - t0;
   await runtime.stop();
-  const plan = deriveMemoryPlan(config, { kafkaConsumers: 0, queueConsumers: 1 });
+  const plan = deriveMemoryPlan(config, { kafkaConsumers: 0, queueConsumers: 1 }, availableParallelism());
   return { messages: count, ms, settings: { budgetMb: config.memory.budgetMb, prefetch: plan.queuePrefetch(runtime.handlers[0]!.queue!.prefetch) } };
 }
 
@@ -264,8 +267,8 @@ async function parent(args: Args): Promise<void> {
   const rabbitContenders = args.only.filter((c) => c.startsWith('rabbit-'));
   const results: Sampled[] = [];
   const config = benchConfig(join(BENCH_DIR, 'handlers', 'noop'), 'probe');
-  const rabbitPrefetch = deriveMemoryPlan(config, { kafkaConsumers: 0, queueConsumers: 1 }).queuePrefetch(1);
-  const mainFlags = deriveMemoryPlan(config, { kafkaConsumers: 1, queueConsumers: 0 }).mainThreadFlags;
+  const rabbitPrefetch = deriveMemoryPlan(config, { kafkaConsumers: 0, queueConsumers: 1 }, availableParallelism()).queuePrefetch(1);
+  const mainFlags = deriveMemoryPlan(config, { kafkaConsumers: 1, queueConsumers: 0 }, availableParallelism()).mainThreadFlags;
   console.log(`memory.budgetMb ${config.memory.budgetMb} (node ${mainFlags.join(' ')}); load average ${loadAverage()}`);
   if (kafkaContenders.length > 0) {
     const kafka = benchKafka(`conveyor-bench-${runId}`);

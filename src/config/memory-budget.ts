@@ -17,7 +17,8 @@
  *                a queue consumer's share bounds its prefetch at QUEUE_MESSAGE_COST a message
  *   headroom   = the remaining 1 − WORKER_SHARE − MESSAGE_SHARE of rest: garbage not yet collected, allocator
  *                free lists, native buffers. Nothing is derived from it; it is why the process stays below B.
- *   main heap  = --max-semi-space-size=MAIN_SEMI_SPACE_MB --max-old-space-size=(MAIN_OLD_BASE_MB + 2 × messages):
+ *   main heap  = --max-semi-space-size=MAIN_SEMI_SPACE_MB
+ *                --max-old-space-size=(MAIN_OLD_BASE_MB + 2 × MESSAGE_SHARE × (B − BASE_MB)):
  *                V8 otherwise sizes the main thread's young generation from the machine's memory (128 MB of
  *                garbage and the buffers it holds on a 23 GB machine). Node takes these only at start.
  *
@@ -122,6 +123,17 @@ export function minimumBudgetMb(threads: number): number {
   return Math.ceil(BASE_MB + threads * WORKER_BASE_MB + rest);
 }
 
+/**
+ * The main thread's V8 heap flags for a budget: the old generation holds the messages (the client's copies, the
+ * lanes) and their garbage, twice the message share (taken before the workers' part, so the flags depend on the
+ * budget alone and one NODE_OPTIONS fits any pool size).
+ */
+export function mainThreadFlagsFor(budgetMb: number): string[] {
+  if (budgetMb === 0) return [];
+  const oldMb = MAIN_OLD_BASE_MB + 2 * Math.ceil(MESSAGE_SHARE * (budgetMb - BASE_MB));
+  return [`--max-semi-space-size=${MAIN_SEMI_SPACE_MB}`, `--max-old-space-size=${oldMb}`];
+}
+
 /** Undefined when the budget fits the pool, else why not (for the configuration error). */
 export function budgetProblem(budgetMb: number, threads: number): string | undefined {
   if (budgetMb === 0) return undefined;
@@ -172,9 +184,8 @@ export function deriveMemoryPlan(config: BudgetConfig, consumers: Consumers, cor
   const prefetchKb = Math.max(MIN_PREFETCH_KB, Math.floor(prefetchBytes / 1024));
   const fetchMaxBytes = Math.min(50 * MiB, prefetchKb * 1024);
   const partitionFetchBytes = Math.min(MiB, Math.max(64 * 1024, Math.floor(fetchMaxBytes / 8)));
-  // the main thread holds the messages (prefetch copies, lanes) and their garbage: twice the message share
-  const mainOldMb = MAIN_OLD_BASE_MB + 2 * Math.ceil(MESSAGE_SHARE * rest);
-  const mainThreadFlags = [`--max-semi-space-size=${MAIN_SEMI_SPACE_MB}`, `--max-old-space-size=${mainOldMb}`];
+  const mainThreadFlags = mainThreadFlagsFor(budgetMb);
+  const mainOldMb = MAIN_OLD_BASE_MB + 2 * Math.ceil(MESSAGE_SHARE * (budgetMb - BASE_MB));
   const batchSize = Math.max(1, Math.min(maxBatchSize, Math.floor(prefetchKb * 1024 / MESSAGE_COST)));
   const kafkaConsumerProperties: Record<string, number> = {
     'queued.max.messages.kbytes': prefetchKb,

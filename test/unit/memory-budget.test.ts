@@ -36,7 +36,10 @@ describe('memory budget: derivation', () => {
     expect(props['fetch.max.bytes']).toBeLessThanOrEqual(props['queued.max.messages.kbytes']! * 1024);
     expect(props['max.partition.fetch.bytes']).toBeLessThanOrEqual(props['fetch.max.bytes']!);
     expect(props['js.consumer.max.batch.size']).toBe(1000);
-    expect(plan.mainThreadFlags).toEqual(['--max-semi-space-size=8', `--max-old-space-size=${64 + 2 * Math.ceil(MESSAGE_SHARE * rest)}`]);
+    expect(plan.mainThreadFlags).toEqual(['--max-semi-space-size=8', `--max-old-space-size=${64 + 2 * Math.ceil(MESSAGE_SHARE * (512 - BASE_MB))}`]);
+    expect(plan.mainThreadFlags).toEqual(['--max-semi-space-size=8', '--max-old-space-size=148']);
+    // one NODE_OPTIONS for any pool size
+    expect(deriveMemoryPlan(config({ poolSize: 1 }), ONE_KAFKA).mainThreadFlags).toEqual(plan.mainThreadFlags);
     // 12 partitions share the consumer's lane memory
     const lanes = plan.laneLimits(12);
     expect(lanes.maxBytes).toBeLessThan(16_777_216);
