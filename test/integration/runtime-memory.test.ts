@@ -63,7 +63,9 @@ describe('runtime: memory budget', () => {
     } finally {
       clearInterval(sampler);
     }
-    expect(peak, 'peak RSS of the runner, MB').toBeLessThan(BUDGET_MB);
+    // well below: the hog's worker died at its heap limit (a fraction of the budget), long before the process neared it
+    expect(peak, 'peak RSS of the runner, MB').toBeLessThan(0.8 * BUDGET_MB);
+    process.stderr.write(`runner peak RSS ${Math.round(peak)} MB (budget ${BUDGET_MB} MB)\n`);
 
     const [letter] = await readTopic(fx.kafka, dlq, 1);
     const envelope = JSON.parse(letter!.value) as DeadLetterEnvelope;
