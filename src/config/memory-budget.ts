@@ -194,8 +194,9 @@ export function deriveMemoryPlan(config: BudgetConfig, consumers: Consumers, cor
     'queued.min.messages': Math.max(1000, Math.floor((prefetchKb * 1024) / MESSAGE_COST)),
     'fetch.max.bytes': fetchMaxBytes,
     'max.partition.fetch.bytes': partitionFetchBytes,
-    // with a small queue the thresholds are reached often: back off a short while, not librdkafka's default second
-    'fetch.queue.backoff.ms': 20,
+    // with a small queue the thresholds are reached often: back off a few ms, not librdkafka's default second (20 ms
+    // still cost ~40% of the throughput benchmark's rate; docs/benchmarks.md, memory)
+    'fetch.queue.backoff.ms': 5,
     'js.consumer.max.batch.size': batchSize,
     // the JS layer caches what its workers consume in this many ms (default 1500): keep it to a fraction of a second
     'js.consumer.max.cache.size.per.worker.ms': 300,
