@@ -248,10 +248,13 @@ async function fillQueue(queue: string, total: number, size: number): Promise<nu
   return performance.now() - t0;
 }
 
+/** Deletes the queue and the retry and dead-letter queues Conveyor declared beside it (deleting a missing queue is fine). */
 async function deleteQueue(queue: string): Promise<void> {
   const connection = await amqp.connect(amqpUrl);
   const channel = await connection.createChannel();
-  await channel.deleteQueue(queue).catch(() => {});
+  for (const name of [queue, `${queue}.dlq`, ...Array.from({ length: 32 }, (_, i) => `${queue}.retry.${i + 1}`)]) {
+    await channel.deleteQueue(name).catch(() => {});
+  }
   await connection.close().catch(() => {});
 }
 
