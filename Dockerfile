@@ -23,6 +23,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl3 libsasl2-2 libzstd1 zlib1g tini \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
+# the main thread's heap for the default memory budget (memory.budgetMb 512; docs/configuration.md, "Memory
+# budget"): change both together. Without them V8 sizes the heap from the node's memory, not the container's budget.
+ENV CONVEYOR_MEMORY_BUDGET_MB=512
+ENV NODE_OPTIONS="--max-semi-space-size=8 --max-old-space-size=148"
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules

@@ -3,6 +3,9 @@
  * RabbitMQ queue consumer), a shared worker pool, the dead-letter and event publishers, and one RabbitMQ
  * connection when any handler or publish needs it. `Runtime.events` reports what happens (see instrumentation.ts).
  */
+import { availableParallelism } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import { deriveMemoryPlan, type MemoryPlan } from './config/memory-budget.ts';
 import type { ConveyorConfig } from './config/schema.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
 import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
@@ -110,7 +113,17 @@ export class Runtime {
     }
     // handlers' ctx.log in the worker threads logs at the configured level (workers copy the environment at start)
     process.env.LOG_LEVEL = config.log.level;
-    this.pool = new WorkerPool({ size: config.pool.size, timeoutGraceMs: config.pool.timeoutGraceMs });
+    const memory = this.memoryPlan();
+    logger.info({ memory: memory.summary, nodeFlags: memory.mainThreadFlags }, 'memory budget');
+    const heapLimitMb = getHeapStatistics().heap_size_limit / 1024 / 1024;
+    if (memory.mainHeapLimitMb !== undefined && heapLimitMb > 1.5 * memory.mainHeapLimitMb) {
+      // V8 sizes the main thread's heap from the machine's memory unless told at start; it cannot be changed later
+      logger.warn(
+        { heapLimitMb: Math.round(heapLimitMb), budgetMb: memory.budgetMb, nodeFlags: memory.mainThreadFlags },
+        `the main thread's heap is not bounded by memory.budgetMb: start node with NODE_OPTIONS="${memory.mainThreadFlags.join(' ')}" (docs/configuration.md, "Memory budget")`,
+      );
+    }
+    this.pool = new WorkerPool({ size: memory.threads, timeoutGraceMs: config.pool.timeoutGraceMs, resourceLimits: memory.workerResourceLimits });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     // bounded by publish.timeoutMs like every publish; sized to what each dead-letter topic accepts
     this.deadLetters = new DeadLetterPublisher(kafka, {
@@ -133,8 +146,8 @@ export class Runtime {
     const publishers = { kafka: this.publisher, rabbitmq: this.rabbitPublisher };
     this.sources = this.handlers.map((spec) =>
       spec.broker === 'rabbitmq'
-        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger })
-        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger, topics: this.topicInspector }),
+        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger, memory })
+        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger, topics: this.topicInspector, memory }),
     );
     logger.info(
       {
@@ -157,6 +170,15 @@ export class Runtime {
     }
     this.started = true;
     logger.info('running');
+  }
+
+  /** What the memory budget gives each part: one consumer per Kafka handler, one per queue handler. */
+  memoryPlan(): MemoryPlan {
+    return deriveMemoryPlan(
+      this.config,
+      { kafkaConsumers: this.handlers.filter((h) => h.broker === 'kafka').length, queueConsumers: this.handlers.filter((h) => h.broker === 'rabbitmq').length },
+      availableParallelism(),
+    );
   }
 
   /** Graceful stop within `deadlineMs`: stop fetching, drain in-flight batches, commit, disconnect. Idempotent. */

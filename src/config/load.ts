@@ -8,11 +8,13 @@
  * from a bad merge, and its merge throws a TypeError on a mapping nested two deep under a setting.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, EXIT_CONFIG } from '../failure/errors.ts';
 import { isUrlText, redactSecretUrl, redactUrl } from '../ops/redact.ts';
+import { budgetProblem, poolThreads } from './memory-budget.ts';
 import { conveyorSchema, describeValue, isSettingNode, settings } from './schema.ts';
 import type { ConveyorConfig, Setting } from './schema.ts';
 
@@ -217,6 +219,10 @@ function checkCrossField(config: ConveyorConfig, problems: Problems): void {
   }
   if (problems.allValid('lag.warningSeconds', 'lag.criticalSeconds') && criticalSeconds < warningSeconds) {
     problems.add(settingAt('lag.criticalSeconds'), `must be at least lag.warningSeconds (${warningSeconds}); got ${criticalSeconds}`);
+  }
+  if (problems.allValid('memory.budgetMb', 'pool.size')) {
+    const problem = budgetProblem(config.memory.budgetMb, poolThreads(config, availableParallelism()));
+    if (problem !== undefined) problems.add(settingAt('memory.budgetMb'), problem);
   }
   const { securityProtocol, saslUsername, saslPassword } = config.kafka;
   if (problems.allValid('kafka.securityProtocol', 'kafka.saslUsername', 'kafka.saslPassword') && securityProtocol.startsWith('sasl_')) {

@@ -130,6 +130,10 @@ export interface ConveyorConfig {
     /** A paused partition resumes below resumeRatio × both limits. */
     resumeRatio: number;
   };
+  memory: {
+    /** The process's memory budget in MiB, from which prefetch, lane limits and worker heap limits are derived; 0: none. */
+    budgetMb: number;
+  };
   commit: {
     intervalMs: number;
     /** A commit not answered within this is counted as failed; the next one carries the newest watermark. */
@@ -599,6 +603,14 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: decimal(0, 0.99),
       default: 0.5,
       env: 'CONVEYOR_LANE_RESUME_RATIO',
+    },
+  },
+  memory: {
+    budgetMb: {
+      doc: "The process's memory budget in MiB: the Kafka consumers' prefetch, the lanes' limits, the RabbitMQ prefetch and each worker thread's heap limit are derived from it (docs/configuration.md, \"Memory budget\"); explicit limits still apply and are only lowered. 0: no budget (the clients' defaults, the configured lane limits, unlimited worker heaps).",
+      format: integer(0, 1_048_576),
+      default: 512,
+      env: 'CONVEYOR_MEMORY_BUDGET_MB',
     },
   },
   commit: {

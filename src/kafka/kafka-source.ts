@@ -6,6 +6,7 @@
 import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { CoalescedRun } from '../ack/coalesced-run.ts';
 import { OffsetTracker } from '../ack/offset-tracker.ts';
+import type { MemoryPlan } from '../config/memory-budget.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { RECONNECT_BACKOFF, sleep } from '../failure/backoff.ts';
 import type { DeadLetterPublisher } from '../failure/dead-letter.ts';
@@ -66,8 +67,10 @@ export interface KafkaSourceDeps {
   readonly publishers: Readonly<Record<Broker, EventSender>>;
   readonly events: Instrumentation;
   readonly logger: Logger;
-  /** Partition counts and end offsets of the handlers' topics (an admin client: start-position.ts). */
+  /** Partition counts, end and committed offsets of the handlers' topics (the admin port: start-position.ts). */
   readonly topics: TopicInspector;
+  /** The memory budget's plan: this consumer's prefetch properties and its lanes' limits. */
+  readonly memory: MemoryPlan;
 }
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -150,7 +153,8 @@ export class KafkaSource {
       'topic.metadata.refresh.interval.ms': k.metadataRefreshMs,
       'enable.auto.commit': false,
       'auto.offset.reset': 'earliest',
-      'js.consumer.max.batch.size': k.maxBatchSize,
+      // prefetch (queued.max.messages.kbytes, fetch.max.bytes, ...) and js.consumer.max.batch.size from the memory budget
+      ...this.deps.memory.kafkaConsumerProperties,
       'reconnect.backoff.ms': RECONNECT_BACKOFF.initialMs,
       'reconnect.backoff.max.ms': k.reconnectBackoffMaxMs,
       rebalance_cb: (err: { code: number }, assignment: TopicPartition[]) => this.onRebalance(err, assignment),
@@ -189,7 +193,7 @@ export class KafkaSource {
   private state(topic: string, partition: number): PartitionState {
     let state = this.partitions.get(key(topic, partition));
     if (!state) {
-      const lane = new PartitionLane(topic, partition, this.config.lanes);
+      const lane = new PartitionLane(topic, partition, this.deps.memory.laneLimits(this.partitions.size + 1));
       const tracker = new OffsetTracker();
       const driver = new LaneDriver(lane, this.spec, {
         pool: this.deps.pool,
@@ -262,6 +266,7 @@ export class KafkaSource {
         if (stale?.lane.closed) this.partitions.delete(key(topic, partition));
         this.state(topic, partition);
       }
+      this.resizeLanes();
       const positioned = await this.startPositions(partitions);
       this.assignedOnce = true;
       this.log.info({ partitions }, 'partitions assigned');
@@ -350,6 +355,12 @@ export class KafkaSource {
     });
   }
 
+  /** The consumer's lane memory is shared by the partitions it owns: re-divide it whenever that set changes. */
+  private resizeLanes(): void {
+    const limits = this.deps.memory.laneLimits(this.partitions.size);
+    for (const { lane } of this.partitions.values()) lane.limits = limits;
+  }
+
   /** Invariant 4: stop fetching into those lanes, let the in-flight batch finish, commit, then release. */
   private async revoke(partitions: TopicPartition[]): Promise<void> {
     const states = partitions.map((tp) => this.partitions.get(key(tp.topic, tp.partition))).filter((s): s is PartitionState => !!s);
@@ -362,6 +373,7 @@ export class KafkaSource {
     }
     await this.commit();
     for (const s of states) this.partitions.delete(key(s.lane.topic, s.lane.partition));
+    this.resizeLanes();
     this.log.info({ partitions }, 'partitions revoked');
     this.deps.events.emit('partitions.revoked', { group: this.spec.group, partitions });
   }

@@ -32,7 +32,8 @@ export interface LaneLimits {
 export class PartitionLane {
   readonly topic: string;
   readonly partition: number;
-  private readonly limits: LaneLimits;
+  /** Replaced when the source re-divides its memory among its partitions (a rebalance). */
+  limits: LaneLimits;
   private readonly queue: LaneRecord[] = [];
   private head = 0;
   private queuedBytes = 0;

@@ -4,6 +4,7 @@
  * TaskResult whose failure says so, with `completed` read from the task's shared progress.
  */
 import { availableParallelism } from 'node:os';
+import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { createProgress, packBatch, readProgress, type HandlerTask, type TaskMessage, type TaskResult, type WorkerTask } from './protocol.ts';
 
@@ -18,6 +19,11 @@ export interface WorkerPoolOptions {
   readonly size: number;
   /** After a handler's timeout, how long it may take to return before its worker is terminated. */
   readonly timeoutGraceMs: number;
+  /**
+   * V8 heap limits of each worker thread (from the memory budget): a handler that allocates without end dies with
+   * its worker (replaced; its message fails as WorkerCrashed) instead of growing the process. Undefined: none.
+   */
+  readonly resourceLimits?: ResourceLimits | undefined;
 }
 
 const workerFile = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
@@ -45,6 +51,7 @@ export class WorkerPool {
       concurrentTasksPerWorker: 1,
       // async: an idle worker still runs timers and I/O a handler left behind (sync would block them)
       atomics: 'async',
+      ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
     });
   }
 

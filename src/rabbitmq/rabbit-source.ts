@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { MemoryPlan } from '../config/memory-budget.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
 import type { DeadLetter, DeadLetterSink } from '../failure/dead-letter.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
@@ -41,6 +42,8 @@ export interface RabbitSourceDeps {
   readonly publishers: Readonly<Record<Broker, EventSender>>;
   readonly events: Instrumentation;
   readonly logger: Logger;
+  /** The memory budget's plan: bounds the prefetch. */
+  readonly memory: MemoryPlan;
 }
 
 /** Lanes hold at most `prefetch` deliveries: the broker's qos is the bound, the lane limits never pause. */
@@ -195,13 +198,14 @@ export class RabbitSource {
       await channel.assertQueue(name, { durable: true, arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': q.name } });
     }
     if (this.deadLetterQueue !== null) await channel.assertQueue(this.deadLetterQueue, { durable: true });
-    await channel.prefetch(q.prefetch);
+    const prefetch = this.deps.memory.queuePrefetch(q.prefetch, q.concurrency);
+    await channel.prefetch(prefetch);
     for (let slot = 0; slot < q.concurrency; slot++) generation.drivers.push(this.driver(generation));
     this.current = generation;
     const { consumerTag } = await channel.consume(q.name, (m) => this.onDelivery(generation, m), { noAck: false });
     generation.consumerTag = consumerTag;
     this.log.info(
-      { exchange: q.exchange, routingKey: q.exchange !== undefined ? q.routingKey : undefined, concurrency: q.concurrency, prefetch: q.prefetch, retryQueues: this.levels, deadLetterQueue: this.deadLetterQueue },
+      { exchange: q.exchange, routingKey: q.exchange !== undefined ? q.routingKey : undefined, concurrency: q.concurrency, prefetch, declaredPrefetch: q.prefetch, retryQueues: this.levels, deadLetterQueue: this.deadLetterQueue },
       'consumer started',
     );
   }

@@ -66,6 +66,7 @@ const DEFAULTS: ConveyorConfig = {
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
   pool: { size: 0, maxBatch: 64, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
+  memory: { budgetMb: 512 },
   commit: { intervalMs: 1000, timeoutMs: 5000 },
   shutdown: { deadlineMs: 25_000, revokeDeadlineMs: 10_000 },
   log: { level: 'info' },
@@ -228,7 +229,7 @@ describe('range and choice rejections name the key, its variable, the expectatio
 
   it('accepts the limits of each range', () => {
     const config = loadConfig({
-      env: { KAFKA_MAX_RETRY_ATTEMPTS: '0', CONVEYOR_POOL_SIZE: '256', CONVEYOR_LANE_RESUME_RATIO: '0', KAFKA_SESSION_TIMEOUT_MS: '6000' },
+      env: { KAFKA_MAX_RETRY_ATTEMPTS: '0', CONVEYOR_POOL_SIZE: '256', CONVEYOR_LANE_RESUME_RATIO: '0', KAFKA_SESSION_TIMEOUT_MS: '6000', CONVEYOR_MEMORY_BUDGET_MB: '1048576' },
     });
     expect(config.retry.maxAttempts).toBe(0);
     expect(config.pool.size).toBe(256);

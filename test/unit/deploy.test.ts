@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
+import { budgetProblem, mainThreadFlagsFor } from '../../src/config/memory-budget.ts';
 import type { ConveyorConfig } from '../../src/config/schema.ts';
 import { discoverHandlers, type HandlerSpec } from '../../src/handlers/discover.ts';
 import { Instrumentation } from '../../src/lanes/instrumentation.ts';
@@ -143,12 +144,34 @@ describe.each(Object.entries(workloads))('the %s', (kind, workload) => {
     expect(envVar(workload, 'CONVEYOR_POOL_SIZE')['valueFrom']['resourceFieldRef']).toMatchObject({ resource: 'requests.cpu', divisor: '1' });
   });
 
+  it('sets a memory budget a quarter below the memory limit, the main-thread heap flags it derives, and requests less than the limit', () => {
+    const mebibytes = (q: string): number => {
+      const m = /^(\d+)(Mi|Gi)$/.exec(q);
+      expect(m, `memory quantity ${q}`).not.toBeNull();
+      return Number(m![1]) * (m![2] === 'Gi' ? 1024 : 1);
+    };
+    const budget = config.memory.budgetMb;
+    expect(budget).toBeGreaterThan(0);
+    // the CPU request sizes the pool: the budget must afford that many worker threads
+    expect(budgetProblem(budget, Math.ceil(Number(c['resources']['requests']['cpu'])))).toBeUndefined();
+    expect(mebibytes(c['resources']['limits']['memory'])).toBeGreaterThanOrEqual(budget * 1.25);
+    expect(mebibytes(c['resources']['requests']['memory'])).toBeLessThan(mebibytes(c['resources']['limits']['memory']));
+    expect(literalEnv(c)['NODE_OPTIONS']).toBe(mainThreadFlagsFor(budget).join(' '));
+  });
+
   it('takes the secrets from the Secret, by keys the example Secret has', () => {
     for (const name of ['AMQP_URL', 'KAFKA_SASL_PASSWORD']) {
       const ref = envVar(workload, name)['valueFrom']['secretKeyRef'] as Obj;
       expect(ref['name']).toBe(secret['metadata']['name']);
       expect(Object.keys(secret['stringData'])).toContain(ref['key']);
     }
+  });
+
+  it('the image sets the default budget and the main-thread heap flags it derives', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    const budget = Number(/^ENV CONVEYOR_MEMORY_BUDGET_MB=(\d+)$/m.exec(dockerfile)?.[1]);
+    expect(budget).toBe(defaults.memory.budgetMb);
+    expect(/^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile)?.[1]).toBe(mainThreadFlagsFor(budget).join(' '));
   });
 
   it('runs as the image user (Dockerfile USER) on a read-only root file system', () => {
