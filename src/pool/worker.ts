@@ -2,7 +2,9 @@
  * Runs in a piscina worker thread: imports handler modules (once each) and handles a micro-batch in order.
  * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify.
  */
+import { types } from 'node:util';
 import type { Logger } from 'pino';
+import { describeThrown } from '../failure/thrown.ts';
 import { createLogger } from '../ops/logger.ts';
 import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
 import { unpackBatch, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
@@ -52,7 +54,9 @@ function decode(task: WorkerTask, m: UnpackedMessage): unknown {
 }
 
 function report(kind: FailureReport['kind'], err: unknown): FailureReport {
-  const e = err instanceof Error ? err : new Error(String(err));
+  // `throw { code }`: its JSON, not [object Object]; an Error of another realm (vm) is still an Error
+  if (!(err instanceof Error) && !types.isNativeError(err)) return { kind, ...describeThrown(err) };
+  const e = err as Error;
   return { kind, name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
 }
 
