@@ -110,7 +110,13 @@ export class Runtime {
     }
     // handlers' ctx.log in the worker threads logs at the configured level (workers copy the environment at start)
     process.env.LOG_LEVEL = config.log.level;
-    this.pool = new WorkerPool({ size: config.pool.size, timeoutGraceMs: config.pool.timeoutGraceMs });
+    this.pool = new WorkerPool({
+      size: config.pool.size,
+      timeoutGraceMs: config.pool.timeoutGraceMs,
+      // its message was acknowledged already: nothing to retry, but the handler has a bug to fix
+      onLateFailure: ({ handler, file, kind, error, exitCode }) =>
+        logger.error({ handler, file, kind, ...(error ? { err: error } : {}), ...(exitCode !== undefined ? { exitCode } : {}) }, 'worker thread died after its task finished'),
+    });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     // bounded by publish.timeoutMs like every publish; sized to what each dead-letter topic accepts
     this.deadLetters = new DeadLetterPublisher(kafka, {
@@ -250,7 +256,7 @@ export class Runtime {
       pool: () => {
         const pool = this.pool;
         if (!pool) return undefined;
-        return { size: pool.size, threads: pool.threads, busy: pool.busy, inFlight: pool.inFlight(), replaced: { crash: pool.crashed, timeout: pool.terminated } };
+        return { size: pool.size, threads: pool.threads, busy: pool.busy, inFlight: pool.inFlight(), replaced: { crash: pool.crashed, timeout: pool.terminated }, lateFailures: pool.lateFailures() };
       },
       circuits: () => {
         const { kafka, rabbitmq } = this.circuits();
