@@ -66,7 +66,7 @@ describe('runtime: a handler that misbehaves', () => {
     ]);
     // the dead-letter topic exists once the runner wrote to it: read it then
     await waitFor('three messages dead-lettered', () => runner.logs.filter((l) => l.msg === 'message dead-lettered').length === 3, 60_000);
-    const letters = (await readTopic(fx.kafka, dlq, 3, 30_000)).sort((a, b) => Number(a.offset) - Number(b.offset));
+    const letters = (await readTopic(dlq, 3, 30_000)).sort((a, b) => Number(a.offset) - Number(b.offset));
     const reasons = letters.map((l) => (JSON.parse(l.value) as { failure_reason: string }).failure_reason);
     expect(reasons[0]).toBe('handler threw Object: {"code":"E_CARD","detail":{"reason":"declined","amount":12.5}}');
     expect(reasons[1]).toMatch(/^handler threw Object: \{"code":"E_BIG","blob":"x+… \(5026 characters of JSON, first 2048 kept\)$/);
