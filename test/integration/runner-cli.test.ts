@@ -169,11 +169,10 @@ describe('runner CLI', () => {
   it('SIGTERM while start-up waits for an unreachable Kafka: a clean stop with exit 0, not a start-up failure', async () => {
     const port = await getFreePort(); // nothing listens there
     const file = configFile(brokerLines().map((l) => (l.startsWith('  bootstrapServers:') ? `  bootstrapServers: "127.0.0.1:${port}"` : l)));
-    // without the ops server, whose Kafka probe holds a native request of its own (until issue 10 §1's admin port)
     const runner = spawnRunner(['--config', file], {
       TEST_TOPIC: uniqueName('conveyor.test.cli-unreachable'),
       TEST_GROUP: uniqueName('conveyor.test.cli-unreachable-group'),
-      CONVEYOR_OPS_ENABLED: 'false',
+      CONVEYOR_OPS_PORT: '0',
     });
     await runner.waitForLog('starting', 10_000);
     await new Promise((r) => setTimeout(r, 1000)); // connecting, and failing to
@@ -202,7 +201,7 @@ describe('runner CLI', () => {
     const runner = spawnRunner(['--config', file], {
       TEST_TOPIC: uniqueName('conveyor.test.cli-closed'),
       TEST_GROUP: uniqueName('conveyor.test.cli-closed-group'),
-      CONVEYOR_OPS_ENABLED: 'false',
+      CONVEYOR_OPS_PORT: '0',
     });
     await runner.waitForLog('start-up failed', 45_000);
     const reportedAt = Date.now();

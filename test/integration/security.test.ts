@@ -78,9 +78,7 @@ describe('security', () => {
     secrets.push(wrong);
     const { topic, group } = await fx.topic('sec-wrong', 1);
     const started = Date.now();
-    // Without the ops server: its Kafka probe holds a native admin request of its own (up to 5 s) that also delays
-    // the exit until the admin paths leave the native client (issue 10 §1); this pins the consumers' connect.
-    const runner = fx.track(spawnRunner({ ...saslEnv('SCRAM-SHA-512', wrong), TEST_TOPIC: topic, TEST_GROUP: group, CONVEYOR_OPS_ENABLED: 'false' }));
+    const runner = fx.track(spawnRunner({ ...saslEnv('SCRAM-SHA-512', wrong), TEST_TOPIC: topic, TEST_GROUP: group }));
 
     const failure = await startupFailure(runner, 15_000);
     const reportedAfterMs = Date.now() - started;
