@@ -123,7 +123,14 @@ export class Runtime {
         `the main thread's heap is not bounded by memory.budgetMb: start node with NODE_OPTIONS="${memory.mainThreadFlags.join(' ')}" (docs/configuration.md, "Memory budget")`,
       );
     }
-    this.pool = new WorkerPool({ size: memory.threads, timeoutGraceMs: config.pool.timeoutGraceMs, resourceLimits: memory.workerResourceLimits });
+    this.pool = new WorkerPool({
+      size: memory.threads,
+      timeoutGraceMs: config.pool.timeoutGraceMs,
+      resourceLimits: memory.workerResourceLimits,
+      // its message was acknowledged already: nothing to retry, but the handler has a bug to fix
+      onLateFailure: ({ handler, file, kind, error, exitCode }) =>
+        logger.error({ handler, file, kind, ...(error ? { err: error } : {}), ...(exitCode !== undefined ? { exitCode } : {}) }, 'worker thread died after its task finished'),
+    });
     const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
     // bounded by publish.timeoutMs like every publish; sized to what each dead-letter topic accepts
     this.deadLetters = new DeadLetterPublisher(kafka, {
@@ -272,7 +279,7 @@ export class Runtime {
       pool: () => {
         const pool = this.pool;
         if (!pool) return undefined;
-        return { size: pool.size, threads: pool.threads, busy: pool.busy, inFlight: pool.inFlight(), replaced: { crash: pool.crashed, timeout: pool.terminated } };
+        return { size: pool.size, threads: pool.threads, busy: pool.busy, inFlight: pool.inFlight(), replaced: { crash: pool.crashed, timeout: pool.terminated }, lateFailures: pool.lateFailures() };
       },
       circuits: () => {
         const { kafka, rabbitmq } = this.circuits();

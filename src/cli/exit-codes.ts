@@ -41,6 +41,7 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   'conveyor.cli.usage': EXIT_USAGE,
   'conveyor.config.invalid': EXIT_CONFIG,
   'conveyor.handler.invalid': EXIT_CONFIG,
+  'conveyor.handler.shared_consumer': EXIT_CONFIG,
 };
 
 /** The exit code for an error a command could not handle itself. */

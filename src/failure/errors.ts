@@ -107,8 +107,8 @@ export class ConfigError extends ConveyorError {
 
 export class HandlerDeclarationError extends ConveyorError {
   readonly problems: readonly string[];
-  constructor(file: string, problems: readonly string[], cause?: unknown) {
-    super('conveyor.handler.invalid', `${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { context: { file }, cause });
+  constructor(file: string, problems: readonly string[], cause?: unknown, code = 'conveyor.handler.invalid') {
+    super(code, `${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { context: { file }, cause });
     this.problems = problems;
   }
 }

@@ -199,6 +199,39 @@ export function toSpec(decl: Handler, file: string, config: ConveyorConfig): Han
   };
 }
 
+/** Stable code of a handler that consumes what another handler file already consumes in the same way. */
+export const SHARED_CONSUMER = 'conveyor.handler.shared_consumer';
+
+/**
+ * Handlers of different files that would share their messages: two Kafka handlers in one consumer group on one
+ * topic (an explicit `group`, or one equal to another handler's derived group) become two members of that group
+ * and split the topic's partitions between them, each seeing only part of it; two RabbitMQ handlers on one queue
+ * compete for its messages likewise. One error per file, naming the other files. Pure.
+ */
+export function sharedConsumers(specs: readonly HandlerSpec[]): HandlerDeclarationError[] {
+  const byConsumer = new Map<string, { readonly topic: string; readonly specs: HandlerSpec[] }>();
+  for (const spec of specs) {
+    for (const topic of new Set(spec.topics)) {
+      const key = spec.broker === 'rabbitmq' ? `rabbitmq\0${topic}` : `kafka\0${spec.group}\0${topic}`;
+      const entry = byConsumer.get(key);
+      if (entry === undefined) byConsumer.set(key, { topic, specs: [spec] });
+      else entry.specs.push(spec);
+    }
+  }
+  const problems = new Map<HandlerSpec, string[]>();
+  for (const { topic, specs: same } of byConsumer.values()) {
+    if (same.length < 2) continue;
+    for (const spec of same) {
+      const others = same.filter((o) => o !== spec).map((o) => `${o.file} (handler "${o.name}")`).join(', ');
+      const problem = spec.broker === 'rabbitmq'
+        ? `queue "${topic}" is also consumed by ${others}: the handlers would compete for its messages, each getting only some of them; consume the queue in one handler file`
+        : `group "${spec.group}" on topic "${topic}" is also used by ${others}: the handlers would split the topic's partitions between them, each seeing only part of it; give each handler its own group (or leave group out: it defaults to one per handler name), or consume the topic in one handler file`;
+      problems.set(spec, [...(problems.get(spec) ?? []), `${SHARED_CONSUMER}: ${problem}`]);
+    }
+  }
+  return [...problems].map(([spec, lines]) => new HandlerDeclarationError(spec.file, lines, undefined, SHARED_CONSUMER));
+}
+
 export class HandlerDiscoveryError extends Error {
   readonly code = 'conveyor.handler.invalid';
   readonly failures: readonly HandlerDeclarationError[];
@@ -238,6 +271,7 @@ export async function discoverHandlers(directory: string, config: ConveyorConfig
       for (const s of same) failures.push(new HandlerDeclarationError(s.file, [`handler name "${name}" is also used by ${same.filter((o) => o !== s).map((o) => o.file).join(', ')}`]));
     }
   }
+  failures.push(...sharedConsumers(specs));
   if (failures.length > 0) throw new HandlerDiscoveryError(failures);
   if (specs.length === 0) throw new HandlerDiscoveryError([], `no handler files (*.js, *.mjs, *.ts) in ${dir}`);
   return specs;

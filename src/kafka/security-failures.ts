@@ -5,9 +5,11 @@
  * authentication error: …", "SSL handshake failed: …"). SecurityFailureWatch reads those lines and fails the
  * pending connect() of every client of that Kafka instance right away with a KafkaSecurityFailure that names
  * the mechanism, the user and what to check; a client whose connect failed so fails every later connect() alike.
+ * A connect that ends because no broker answered fails with KafkaUnreachable, naming the addresses and the setting.
  */
 import { BrokerFailure } from '../failure/errors.ts';
 import { redactSecrets } from '../ops/redact.ts';
+import { CONNECT_METADATA_TIMEOUT_MS, withConnectScope } from './bounded-connect.ts';
 
 export type SecurityFailureKind = 'authentication' | 'tls';
 
@@ -44,6 +46,36 @@ export function classifyConnectError(err: unknown): DriverSecurityFailure | unde
 
 function tidy(detail: string): string {
   return redactSecrets(detail.replace(TIMING_SUFFIX, '').trim());
+}
+
+/** librdkafka's codes for "no broker answered": ERR__TRANSPORT, ERR__TIMED_OUT, ERR__ALL_BROKERS_DOWN. */
+const UNREACHABLE_CODES: ReadonlySet<unknown> = new Set([-195, -185, -187]);
+const UNREACHABLE_TEXT = /broker transport failure|all broker connections are down|timed out/i;
+/** A driver line about one failed attempt: `Connect to ipv4#127.0.0.1:9 failed: Connection refused`, `Failed to resolve 'kafka:9092': …`. */
+const ATTEMPT_FAILURE = /(Connect to \S+ failed: .*|Failed to resolve .*)$/;
+
+/** Whether a connect() failed because no broker answered (rather than refusing it). */
+export function isUnreachableError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (typeof e !== 'object' || e === null) return false;
+  return UNREACHABLE_CODES.has(e.code) || (typeof e.message === 'string' && UNREACHABLE_TEXT.test(e.message));
+}
+
+/**
+ * `events.broker.unavailable` at connect: no broker at the configured addresses answered within the driver's wait.
+ * Says which addresses were tried, with which setting, what the driver saw of the last attempt, and what to check,
+ * as `conveyor lag` does; instead of the driver's bare "broker transport failure".
+ */
+export class KafkaUnreachable extends BrokerFailure {
+  constructor(target: SecurityTarget, reason: string, lastAttempt: string | undefined) {
+    const seen = lastAttempt ? `; last attempt: ${lastAttempt}` : '';
+    super(
+      `cannot connect to Kafka: no broker at ${target.brokers} answered within ${CONNECT_METADATA_TIMEOUT_MS / 1000} s (${reason}${seen}). ` +
+        `Check kafka.bootstrapServers (KAFKA_BOOTSTRAP_SERVERS): each host:port must be a broker's listener reachable from here ` +
+        `(host name, port, firewall, the brokers' advertised listeners), and that the brokers are up; kafka.securityProtocol ` +
+        `(KAFKA_SECURITY_PROTOCOL, now ${target.securityProtocol}) must match that listener.`,
+    );
+  }
 }
 
 /** Where and how a client connects, for the message: only what may be shown (never the password). */
@@ -87,12 +119,17 @@ export function securityFailureMessage(failure: DriverSecurityFailure, target: S
 
 interface Connectable {
   connect(): Promise<void>;
+  disconnect?(): Promise<void>;
 }
 
 /** One per Kafka instance: its clients share the brokers and credentials, so one refusal fails them all. */
 export class SecurityFailureWatch {
   private readonly pending = new Set<(failure: KafkaSecurityFailure) => void>();
   private readonly target: SecurityTarget;
+  /** When the last refusal was seen (Date.now()): connects begun before it give up their native wait too. */
+  private refusedAt = Number.NEGATIVE_INFINITY;
+  /** The driver's words about its last failed attempt to reach a broker, for a connect that ends unreachable. */
+  private lastAttempt: string | undefined;
 
   constructor(target: SecurityTarget) {
     this.target = target;
@@ -101,20 +138,37 @@ export class SecurityFailureWatch {
   /** Feed every driver log line here (warn and error are enough: security failures are errors). */
   observe(message: string): void {
     if (this.pending.size === 0) return;
+    const attempt = ATTEMPT_FAILURE.exec(message);
+    if (attempt) this.lastAttempt = tidy(attempt[1] ?? '');
     const failure = classifyDriverMessage(message);
     if (!failure) return;
+    this.refusedAt = Date.now();
     const error = new KafkaSecurityFailure(failure, this.target);
     for (const fail of [...this.pending]) fail(error);
   }
 
-  /** The client, its connect() failing as soon as a security failure is seen, and at once after one. */
+  /**
+   * The client, its connect() failing as soon as a security failure is seen, and at once after one. Its native
+   * connect stops waiting for the brokers (bounded-connect.ts) once refused or disconnected, so that the driver's
+   * thread is free and the process can exit within a second, not after the driver's 30 s.
+   */
   guard<T extends Connectable>(client: T): T {
     const connect = client.connect.bind(client);
     let refused: KafkaSecurityFailure | undefined;
+    let disconnecting = false;
+    const disconnect = client.disconnect?.bind(client);
+    if (disconnect) {
+      client.disconnect = () => {
+        disconnecting = true;
+        return disconnect();
+      };
+    }
     client.connect = async () => {
       if (refused) throw refused;
+      const startedAt = Date.now();
+      const scope = { abandoned: () => disconnecting || this.refusedAt >= startedAt };
       try {
-        await this.race(connect());
+        await this.race(withConnectScope(scope, connect));
       } catch (err) {
         if (err instanceof KafkaSecurityFailure) refused = err;
         throw err;
@@ -139,7 +193,9 @@ export class SecurityFailureWatch {
         (err: unknown) => {
           this.pending.delete(fail);
           const failure = classifyConnectError(err);
-          reject(failure ? new KafkaSecurityFailure(failure, this.target) : err);
+          if (failure) reject(new KafkaSecurityFailure(failure, this.target));
+          else if (isUnreachableError(err)) reject(new KafkaUnreachable(this.target, (err as Error).message, this.lastAttempt));
+          else reject(err);
         },
       );
     });

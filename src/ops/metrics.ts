@@ -19,13 +19,25 @@ export interface MetricsReadings {
   /** Messages each lane holds, not yet acknowledged (queued plus the batch with a worker). */
   lanes(): Iterable<{ readonly handler: string; readonly topic: string; readonly partition: number; readonly depth: number }>;
   /** The worker pool; undefined before start. */
-  pool(): { readonly size: number; readonly threads: number; readonly busy: number; readonly inFlight: ReadonlyMap<string, number>; readonly replaced: { readonly crash: number; readonly timeout: number } } | undefined;
+  pool(): {
+    readonly size: number;
+    readonly threads: number;
+    readonly busy: number;
+    readonly inFlight: ReadonlyMap<string, number>;
+    readonly replaced: { readonly crash: number; readonly timeout: number };
+    /** Workers that died after their task finished, by handler and kind (absent: none). */
+    readonly lateFailures?: Iterable<{ readonly handler: string; readonly kind: WorkerLateFailureKind; readonly count: number }>;
+  } | undefined;
   circuits(): Iterable<{ readonly broker: string; readonly state: CircuitStateName }>;
   /** Brokers the handlers consume from; `up` undefined while not known yet (no series then). */
   brokers(): Iterable<{ readonly broker: string; readonly up: boolean | undefined }>;
   /** Partitions each Kafka consumer group of this member owns. */
   assignments(): Iterable<{ readonly group: string; readonly partitions: number }>;
 }
+
+/** How a worker died after its task finished: conveyor_worker_late_failures_total's `kind`. */
+export type WorkerLateFailureKind = 'uncaught_exception' | 'unhandled_rejection' | 'exit';
+const WORKER_LATE_FAILURE_KINDS: readonly WorkerLateFailureKind[] = ['uncaught_exception', 'unhandled_rejection', 'exit'];
 
 /** A handler and the topics (Kafka) or queue (RabbitMQ) it consumes, to start its counters at zero. */
 export interface MetricsHandler {
@@ -193,6 +205,18 @@ export class ConveyorMetrics {
         this.reset();
         this.inc({ reason: 'crash' }, pool?.replaced.crash ?? 0);
         this.inc({ reason: 'timeout' }, pool?.replaced.timeout ?? 0);
+      },
+    });
+    new Counter({
+      name: 'conveyor_worker_late_failures_total',
+      help: 'Worker threads that died after their task finished, of what the handler left behind: uncaught_exception (a throw in a timer), unhandled_rejection, exit (process.exit). Logged with the handler file; the thread is replaced.',
+      labelNames: ['handler', 'kind'] as const,
+      registers,
+      collect() {
+        this.reset();
+        // every handler from zero, so that rate() and increase() see the first one
+        for (const h of options.handlers) for (const kind of WORKER_LATE_FAILURE_KINDS) this.inc({ handler: h.name, kind }, 0);
+        for (const f of readings.pool()?.lateFailures ?? []) this.inc({ handler: f.handler, kind: f.kind }, f.count);
       },
     });
     new Gauge({

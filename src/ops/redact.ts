@@ -6,8 +6,17 @@
 
 const CENSORED = '***';
 
-/** `user:password@` with or without a scheme before it (`amqp://u:p@h`, `u:p@h:5672`). */
-const USERINFO = /(^|\/\/|[\s"'(<=,[])([^\s:/@"'<>()[\]]+):([^\s@/"'<>]*)@(?=[^\s@])/g;
+/**
+ * `user:password@` without a scheme before it (`u:p@h:5672`, `guest:secret@`, `amqp:/u:p@h`): a user after a
+ * boundary, a colon, and a password up to the last `@` before whitespace or a slash (a password may hold `@`
+ * and `:`), whether a host follows or not. Bounded lengths keep a long text without `@` linear to scan.
+ */
+const USERINFO = /(^|[\s"'(<=,[/])([^\s:/@"'<>()[\]]{1,256}):([^\s/"'<>]{0,1024})@/g;
+/**
+ * `scheme://…` up to whitespace, a quote or the next `scheme://`: one URL of a text that may hold several. The
+ * scheme may hold `_` (Kafka listeners: `SASL_SSL://`).
+ */
+const SCHEMED = /([a-z][a-z0-9+._-]*:\/\/)((?:(?![a-z][a-z0-9+._-]*:\/\/)[^\s"'<>`])*)/gi;
 /**
  * `password=…`, `sasl.password=…`, `?token=…`, `"password":"…"`: the value up to a separator. Prose such as
  * "wrong password: check it" is left alone (no `=`, no quotes).
@@ -16,32 +25,79 @@ const SECRET_PAIR = /((?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key)(?:\s*=\s
 /** Cheap pre-check: text without any of these cannot hold what the patterns above look for. */
 const MAY_HOLD_SECRET = /@|pass|pwd|secret|token|api.?key/i;
 
-/** `amqp://user:secret@host/vhost` → `amqp://user:***@host/vhost`; text that is not a URL loses any `user:secret@`. */
-export function redactUrl(text: string): string {
-  try {
-    const url = new URL(text);
-    if (url.password) {
-      url.password = CENSORED;
-      return url.toString();
-    }
-  } catch {
-    // not a URL: the credentials pattern below still applies
+/**
+ * The part of a URL after `scheme://` with the password of its userinfo censored. The userinfo ends at the last
+ * `@` before the first `/`, `?` or `#` that follows an `@`, so a password may hold `@`, `:` and even `/`
+ * (`u:pa/ss@host`, which no parser accepts but a user may type). Not userinfo: a user part holding `/`, `?` or
+ * `#` (`host/path:x@y`), or a host and port before a path (`host:8443/users/bob@example.com`). A lone user is
+ * kept in AMQP URLs and censored in any other (`https://***@github.com`: such a user is usually a token).
+ */
+function censorAuthority(scheme: string, rest: string): string {
+  const firstAt = rest.indexOf('@');
+  if (firstAt < 0) return rest;
+  const after = rest.slice(firstAt).search(/[/?#]/);
+  const at = rest.lastIndexOf('@', after < 0 ? rest.length : firstAt + after);
+  const userinfo = rest.slice(0, at);
+  const colon = userinfo.indexOf(':');
+  if (colon < 0) {
+    // a user alone: an AMQP user name is kept; elsewhere (`https://ghp_…@github.com`) a lone user is a token
+    if (keepsLoneUser(scheme) || /[/?#]/.test(userinfo)) return rest;
+    return `${CENSORED}${rest.slice(at)}`;
   }
-  // `guest:secret@host:5672` parses as a URL of scheme "guest:"; an unparsable one may still carry credentials
-  return text.replace(USERINFO, `$1$2:${CENSORED}@`);
+  if (/[/?#]/.test(userinfo.slice(0, colon))) return rest; // not userinfo: `host/path:x@y`
+  if (/^\d*[/?#]/.test(userinfo.slice(colon + 1))) return rest; // host:port/path…@
+  return `${userinfo.slice(0, colon)}:${CENSORED}${rest.slice(at)}`;
+}
+
+/** Schemes whose URLs name a user on its own, without a secret: AMQP (`amqp://app@mq`). */
+const keepsLoneUser = (scheme: string): boolean => /^amqps?:/i.test(scheme);
+
+/** Every `user:password@` in `text`, with a scheme before it or not, with `password` censored. */
+function censorUserinfo(text: string): string {
+  if (!text.includes('@')) return text;
+  const schemed = text.replace(SCHEMED, (_match, scheme: string, rest: string) => scheme + censorAuthority(scheme, rest));
+  return schemed.replace(USERINFO, `$1$2:${CENSORED}@`);
+}
+
+/**
+ * `amqp://user:secret@host/vhost` → `amqp://user:***@host/vhost`. Any text, URL or not, well-formed or not, loses
+ * the password of every `user:password@` in it: no host (`amqp://u:p@`), no scheme (`u:p@host`), `@` or `:` in the
+ * password, several URLs in one string. A user alone (`amqp://user@host`) is kept.
+ */
+export function redactUrl(text: string): string {
+  let shown = text;
+  // one well-formed URL (a password with a space parses, percent-encoded); a text holding several goes by pattern only
+  if (text.indexOf('://') === text.lastIndexOf('://')) {
+    try {
+      const url = new URL(text);
+      if (url.password) {
+        url.password = CENSORED;
+        shown = url.toString();
+      }
+    } catch {
+      // not a URL: the credentials patterns below still apply
+    }
+  }
+  // `guest:secret@host:5672` parses as a URL of scheme "guest:"; a URL may hold another in its path
+  return censorUserinfo(shown);
 }
 
 /** Free text with every `user:password@` and `password=…` censored; text without either comes back as it is. */
 export function redactSecrets(text: string): string {
   if (!MAY_HOLD_SECRET.test(text)) return text;
-  return text.replace(USERINFO, `$1$2:${CENSORED}@`).replace(SECRET_PAIR, `$1${CENSORED}`);
+  return censorUserinfo(text).replace(SECRET_PAIR, `$1${CENSORED}`);
 }
 
-/** A secret URL that may carry a token in its path (webhooks): scheme, host and port only. */
+/**
+ * A secret URL that may carry a token in its path, query or fragment (webhooks): scheme, host and port only (a
+ * URL without any keeps its user, and loses its password, or a lone user outside AMQP: redactUrl). Text that does
+ * not parse as a URL with a host is not shown at all.
+ */
 export function redactTokenUrl(text: string): string {
   try {
     const url = new URL(text);
-    if ((url.pathname === '/' || url.pathname === '') && url.search === '') return redactUrl(text);
+    if (url.host === '') return CENSORED;
+    if ((url.pathname === '/' || url.pathname === '') && url.search === '' && url.hash === '') return redactUrl(text);
     return `${url.protocol}//${url.host}/${CENSORED}`;
   } catch {
     return CENSORED;
@@ -55,10 +111,27 @@ export function isUrlText(text: string): boolean {
 
 /**
  * A URL that is itself a secret setting: an AMQP URL keeps its host and vhost and loses only its password; any
- * other (webhooks carry their token in the path or query) keeps only scheme, host and port.
+ * other (webhooks carry their token in the path or query) keeps only scheme, host and port. The whole value is
+ * one secret: an AMQP URL that does not parse with a host (`amqp://u:p@`, `amqp://u:pa ss@h`, two URLs in one)
+ * loses everything between its `://` and its last `@` but the user.
  */
 export function redactSecretUrl(text: string): string {
-  return /^amqps?:/i.test(text) ? redactUrl(text) : redactTokenUrl(text);
+  if (!/^amqps?:/i.test(text)) return redactTokenUrl(text);
+  if (parsesWithHost(text) && text.indexOf('://') === text.lastIndexOf('://')) return redactUrl(text);
+  const at = text.lastIndexOf('@');
+  if (at < 0) return redactUrl(text);
+  const start = text.includes('://') ? text.indexOf('://') + 3 : text.indexOf(':') + 1;
+  const colon = text.indexOf(':', start);
+  if (colon < 0 || colon > at) return redactUrl(text); // a user alone
+  return `${text.slice(0, colon)}:${CENSORED}${text.slice(at)}`;
+}
+
+function parsesWithHost(text: string): boolean {
+  try {
+    return new URL(text).hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** Field names whose values are secrets, wherever they appear in a log line's object. */

@@ -131,6 +131,29 @@ export interface FailureReport {
   readonly stack?: string;
 }
 
+/** Marks a WorkerDeathReport among the messages a worker posts. */
+export const WORKER_DEATH = 'conveyor.worker.death';
+
+/**
+ * Posted by a worker thread just before it dies of something its handler code left behind: an uncaught exception
+ * (a throw in a timer), an unhandled rejection, or process.exit.
+ */
+export interface WorkerDeathReport {
+  readonly [WORKER_DEATH]: true;
+  readonly kind: 'uncaught_exception' | 'unhandled_rejection' | 'exit';
+  /** A task was running: it fails with the death (WorkerCrashed). Otherwise the death came after its task finished. */
+  readonly busy: boolean;
+  /** The handler whose code it was (its async context, else the thread's last task), and its file. */
+  readonly handler?: string;
+  readonly file?: string;
+  readonly error?: { readonly name: string; readonly message: string; readonly stack?: string };
+  readonly exitCode?: number;
+}
+
+export function isWorkerDeathReport(message: unknown): message is WorkerDeathReport {
+  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[WORKER_DEATH] === true;
+}
+
 /** An event published by a handler (ctx.publish), encoded in the worker, sent by the main thread. */
 export interface PublishedEvent {
   readonly broker: Broker;

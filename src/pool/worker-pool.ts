@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { createProgress, packBatch, readProgress, type HandlerTask, type TaskMessage, type TaskResult, type WorkerTask } from './protocol.ts';
+import { createProgress, isWorkerDeathReport, packBatch, readProgress, type HandlerTask, type TaskMessage, type TaskResult, type WorkerDeathReport, type WorkerTask } from './protocol.ts';
 
 export type PoolFailureKind = 'crash' | 'terminated-after-timeout' | 'publish';
 
@@ -24,7 +24,22 @@ export interface WorkerPoolOptions {
    * its worker (replaced; its message fails as WorkerCrashed) instead of growing the process. Undefined: none.
    */
   readonly resourceLimits?: ResourceLimits | undefined;
+  /** A worker died after its task finished (no task fails with it): told once per death, to log it. */
+  readonly onLateFailure?: (failure: LateWorkerFailure) => void;
 }
+
+/** A worker thread that died of what its handler left behind, after its task finished; it has been replaced. */
+export interface LateWorkerFailure {
+  readonly kind: WorkerDeathReport['kind'];
+  /** The handler whose code it was, and its file; `unknown` when the thread could not tell (it died without a word). */
+  readonly handler: string;
+  readonly file?: string;
+  readonly error?: WorkerDeathReport['error'];
+  readonly exitCode?: number;
+}
+
+/** How long piscina's 'error' of an idle worker waits for the worker's own report before it counts alone. */
+const UNREPORTED_DEATH_MS = 250;
 
 const workerFile = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
@@ -33,8 +48,14 @@ export class WorkerPool {
   private readonly graceMs: number;
   /** Workers terminated because a handler did not return after its timeout. */
   terminated = 0;
-  /** Workers that died by themselves. */
+  /** Workers that died by themselves (during a task, or after it: lateFailures). */
   crashed = 0;
+  /** Workers that died after their task finished, per handler and kind (`<handler>\0<kind>`). */
+  private readonly late = new Map<string, number>();
+  /** Late deaths reported by their worker whose piscina 'error' has not arrived yet. */
+  private reportedDeaths = 0;
+  private closing = false;
+  private readonly onLateFailure: ((failure: LateWorkerFailure) => void) | undefined;
   /** Tasks handed to piscina and not finished yet (running, or waiting for a thread). */
   private tasks = 0;
   /** Messages of those tasks, per handler. */
@@ -52,6 +73,53 @@ export class WorkerPool {
       // async: an idle worker still runs timers and I/O a handler left behind (sync would block them)
       atomics: 'async',
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
+    });
+    this.onLateFailure = options.onLateFailure;
+    this.piscina.on('message', (message: unknown) => {
+      if (isWorkerDeathReport(message)) this.workerDied(message);
+    });
+    // piscina emits 'error' for a worker that fails with no task running; unheard, it would throw in this thread
+    this.piscina.on('error', (err: unknown) => this.idleWorkerError(err));
+  }
+
+  /** A worker's last word: a death after its task is logged and counted here; one during a task fails the task. */
+  private workerDied(report: WorkerDeathReport): void {
+    if (report.busy || this.closing) return;
+    if (report.kind !== 'exit') this.reportedDeaths += 1; // its piscina 'error' follows
+    this.lateFailure({
+      kind: report.kind,
+      handler: report.handler ?? 'unknown',
+      ...(report.file !== undefined ? { file: report.file } : {}),
+      ...(report.error !== undefined ? { error: report.error } : {}),
+      ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
+    });
+  }
+
+  /** An idle worker failed: already reported by the worker itself, or else (it could not say) counted as unknown. */
+  private idleWorkerError(err: unknown): void {
+    setTimeout(() => {
+      if (this.closing) return;
+      if (this.reportedDeaths > 0) {
+        this.reportedDeaths -= 1;
+        return;
+      }
+      const e = err as Error | undefined;
+      this.lateFailure({ kind: 'uncaught_exception', handler: 'unknown', error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), ...(e?.stack ? { stack: e.stack } : {}) } });
+    }, UNREPORTED_DEATH_MS).unref();
+  }
+
+  private lateFailure(failure: LateWorkerFailure): void {
+    this.crashed += 1;
+    const key = `${failure.handler}\0${failure.kind}`;
+    this.late.set(key, (this.late.get(key) ?? 0) + 1);
+    this.onLateFailure?.(failure);
+  }
+
+  /** Workers that died after their task finished, by handler and kind. */
+  lateFailures(): Array<{ readonly handler: string; readonly kind: LateWorkerFailure['kind']; readonly count: number }> {
+    return [...this.late].map(([key, count]) => {
+      const [handler, kind] = key.split('\0') as [string, LateWorkerFailure['kind']];
+      return { handler, kind, count };
     });
   }
 
@@ -134,6 +202,7 @@ export class WorkerPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.piscina.destroy();
   }
 }

@@ -1,14 +1,67 @@
 /**
  * Runs in a piscina worker thread: imports handler modules (once each) and handles a micro-batch in order.
- * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify.
+ * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify. What a
+ * handler leaves behind and fails later (a throw in a timer, a rejection nobody handles, process.exit) still kills
+ * the thread, as Node does; first the thread tells the main thread which handler's code it was (WorkerDeathReport).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+import { parentPort } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { describeThrown } from '../failure/thrown.ts';
 import { createLogger } from '../ops/logger.ts';
 import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
-import { unpackBatch, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerTask } from './protocol.ts';
+import { unpackBatch, WORKER_DEATH, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerDeathReport, type WorkerTask } from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
 let baseLogger: Logger | undefined;
+
+/** The handler whose task runs: the timers and promises its code creates carry it along (async context). */
+interface HandlerRun {
+  readonly handler: string;
+  readonly url: string;
+}
+const handlerRun = new AsyncLocalStorage<HandlerRun>();
+/** The last task's handler: names the culprit when the failure lost its async context. */
+let lastRun: HandlerRun | undefined;
+/** Tasks running now (0 or 1: one task per worker at a time). */
+let tasksRunning = 0;
+let deathReported = false;
+
+/** Tells the main thread this thread is about to die, and of whose code; once. */
+function reportDeath(kind: WorkerDeathReport['kind'], err: unknown, exitCode?: number): void {
+  if (deathReported || parentPort === null) return;
+  deathReported = true;
+  const run = handlerRun.getStore() ?? lastRun;
+  const report: WorkerDeathReport = {
+    [WORKER_DEATH]: true,
+    kind,
+    busy: tasksRunning > 0,
+    ...(run ? { handler: run.handler, file: fileURLToPath(run.url) } : {}),
+    ...(kind === 'exit' ? { exitCode: exitCode ?? 0 } : { error: reportedError(err) }),
+  };
+  try {
+    parentPort.postMessage(report);
+  } catch {
+    // nothing more to do: the thread dies either way
+  }
+}
+
+function reportedError(err: unknown): { name: string; message: string; stack?: string } {
+  if (!(err instanceof Error) && !types.isNativeError(err)) return describeThrown(err);
+  const e = err as Error;
+  return { name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+}
+
+if (parentPort !== null) {
+  // Node's default stays: the thread dies of it (rethrown); a task running now fails with it (WorkerCrashed)
+  process.on('uncaughtException', (err, origin) => {
+    reportDeath(origin === 'unhandledRejection' ? 'unhandled_rejection' : 'uncaught_exception', err);
+    throw err;
+  });
+  process.on('exit', (code) => reportDeath('exit', undefined, code));
+}
 
 function load(url: string): Promise<Handler> {
   let loaded = handlers.get(url);
@@ -52,11 +105,24 @@ function decode(task: WorkerTask, m: UnpackedMessage): unknown {
 }
 
 function report(kind: FailureReport['kind'], err: unknown): FailureReport {
-  const e = err instanceof Error ? err : new Error(String(err));
+  // `throw { code }`: its JSON, not [object Object]; an Error of another realm (vm) is still an Error
+  if (!(err instanceof Error) && !types.isNativeError(err)) return { kind, ...describeThrown(err) };
+  const e = err as Error;
   return { kind, name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
 }
 
 export default async function runTask(task: WorkerTask): Promise<TaskResult> {
+  const run: HandlerRun = { handler: task.handler, url: task.url };
+  lastRun = run;
+  tasksRunning += 1;
+  try {
+    return await handlerRun.run(run, runBatch, task);
+  } finally {
+    tasksRunning -= 1;
+  }
+}
+
+async function runBatch(task: WorkerTask): Promise<TaskResult> {
   const progress = new Int32Array(task.progress, 0, 2);
   const startedAt = new Float64Array(task.progress, 8, 1);
   const handler = await load(task.url);

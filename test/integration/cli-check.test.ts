@@ -4,7 +4,7 @@
  * and no broker contacted along the way.
  */
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getFreePort } from '../support/free-port.ts';
 import { BAD_HANDLERS_DIR, brokerConfig, jsonOf, runCli, writeConfig } from '../support/cli.ts';
@@ -87,6 +87,21 @@ describe('conveyor check', () => {
     expect(result.stderr).toMatch(/^conveyor check: conveyor\.handler\.invalid: 2 handler file\(s\) cannot be used:/);
     expect(result.stderr).toContain(`${join(BAD_HANDLERS_DIR, 'throws-on-import.ts')}:\n  - cannot be imported: fixture: this handler file breaks at import time`);
     expect(result.stderr).toMatch(/nonsense\.ts:\n(\s+- .*\n)*\s+- timeoutMs must be an integer from 1 to 3600000; got -1/);
+  });
+
+  it('two handler files with one explicit group on one topic: exit 78, naming both files (they would split the partitions)', async () => {
+    const dir = resolve('test/fixtures/shared-group-handlers');
+    const shared = uniqueName('conveyor.test.cli-check-shared');
+    const result = await runCli(['check', '--config', brokerConfig({ handlersDir: dir })], { TEST_TOPIC: shared, TEST_GROUP: `${shared}.group` });
+    expect(result.code, result.stderr).toBe(78);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^conveyor check: conveyor\.handler\.invalid: 2 handler file\(s\) cannot be used:/);
+    const audit = join(dir, 'orders-audit.ts');
+    const billing = join(dir, 'orders-billing.ts');
+    expect(result.stderr).toContain(
+      `${audit}:\n  - conveyor.handler.shared_consumer: group "${shared}.group" on topic "${shared}" is also used by ${billing} (handler "orders-billing"): the handlers would split the topic's partitions between them`,
+    );
+    expect(result.stderr).toContain(`${billing}:\n  - conveyor.handler.shared_consumer: group "${shared}.group" on topic "${shared}" is also used by ${audit} (handler "orders-audit")`);
   });
 });
 

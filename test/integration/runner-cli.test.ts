@@ -169,22 +169,52 @@ describe('runner CLI', () => {
   it('SIGTERM while start-up waits for an unreachable Kafka: a clean stop with exit 0, not a start-up failure', async () => {
     const port = await getFreePort(); // nothing listens there
     const file = configFile(brokerLines().map((l) => (l.startsWith('  bootstrapServers:') ? `  bootstrapServers: "127.0.0.1:${port}"` : l)));
-    const runner = spawnRunner(['--config', file], { TEST_TOPIC: uniqueName('conveyor.test.cli-unreachable'), TEST_GROUP: uniqueName('conveyor.test.cli-unreachable-group') });
+    const runner = spawnRunner(['--config', file], {
+      TEST_TOPIC: uniqueName('conveyor.test.cli-unreachable'),
+      TEST_GROUP: uniqueName('conveyor.test.cli-unreachable-group'),
+      CONVEYOR_OPS_PORT: '0',
+    });
     await runner.waitForLog('starting', 10_000);
     await new Promise((r) => setTimeout(r, 1000)); // connecting, and failing to
     expect(runner.child.exitCode).toBeNull();
     runner.child.kill('SIGTERM');
     // Nothing was fetched, so there is nothing to drain or commit: the stop itself is immediate ...
     await runner.waitForLog('stopped', 3000);
-    // ... but the process exits only once the driver's blocking connect attempt ends (its fixed 30 s metadata
-    // timeout runs on a libuv thread, which Node joins at exit).
+    const stoppedAt = Date.now();
+    // ... and so is the exit: the driver's connect waits for the brokers in slices of 1 s on a libuv thread (which
+    // Node joins at exit), not in one of 30 s (kafka/bounded-connect.ts)
     const code = await finished(runner);
     expect(code).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(2_000);
     const msgs = runner.logs.map((l) => l.msg);
     expect(msgs.indexOf('stopped')).toBeGreaterThan(msgs.indexOf('shutting down'));
     expect(msgs).not.toContain('start-up failed');
     expect(msgs).not.toContain('running');
     expect(runner.logs.filter((l) => /uncaught|unhandled/.test(l.msg))).toEqual([]);
+  }, 60_000);
+
+  it('a Kafka that cannot be reached at start: exit 1 with a start-up failure naming the addresses tried, the setting and what to check', async () => {
+    const port = await getFreePort(); // nothing listens there
+    const address = `127.0.0.1:${port}`;
+    const file = configFile(brokerLines().map((l) => (l.startsWith('  bootstrapServers:') ? `  bootstrapServers: "${address}"` : l)));
+    const started = Date.now();
+    const runner = spawnRunner(['--config', file], {
+      TEST_TOPIC: uniqueName('conveyor.test.cli-closed'),
+      TEST_GROUP: uniqueName('conveyor.test.cli-closed-group'),
+      CONVEYOR_OPS_PORT: '0',
+    });
+    await runner.waitForLog('start-up failed', 45_000);
+    const reportedAt = Date.now();
+    const code = await finished(runner);
+    expect(code).toBe(1);
+    expect(Date.now() - reportedAt, 'exit right after the report').toBeLessThan(2_000);
+    expect(reportedAt - started, "after the driver's 30 s of trying").toBeGreaterThan(25_000);
+    const failure = runner.logs.find((l) => l.msg === 'start-up failed') as unknown as { err: { code: string; message: string } };
+    expect(failure.err.code).toBe('events.broker.unavailable');
+    expect(failure.err.message).toMatch(new RegExp(`^cannot connect to Kafka: no broker at ${address.replaceAll('.', '\\.')} answered within 30 s \\(broker transport failure; last attempt: Connect to ipv4#${address.replaceAll('.', '\\.')} failed: Connection refused\\)\\. `));
+    expect(failure.err.message).toContain('Check kafka.bootstrapServers (KAFKA_BOOTSTRAP_SERVERS)');
+    expect(failure.err.message).toContain('and that the brokers are up');
+    expect(failure.err.message).toContain('kafka.securityProtocol (KAFKA_SECURITY_PROTOCOL, now plaintext) must match that listener.');
   }, 60_000);
 
   it('--help prints usage and exits 0; `run --config <file>` (the package bin\'s form) starts and stops', async () => {

@@ -89,6 +89,13 @@ export async function startTlsEndpoint(pki: ThrowawayPki, forwardTo?: number): P
   server.on('tlsClientError', () => {
     refusals += 1;
   });
+  // every connection, mid-handshake ones included: close() ends them all (a client that keeps reconnecting would
+  // otherwise hold server.close() open with a connection that arrived after the sockets above were destroyed)
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.on('close', () => connections.delete(socket));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('the TLS test server has no port');
@@ -97,8 +104,9 @@ export async function startTlsEndpoint(pki: ThrowawayPki, forwardTo?: number): P
     handshakes: () => handshakes,
     refusals: () => refusals,
     close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
+      const closed = new Promise((r) => server.close(r));
+      for (const s of [...sockets, ...connections]) s.destroy();
+      await closed;
     },
   };
 }

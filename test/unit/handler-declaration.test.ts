@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defineHandler } from '../../src/handlers/define-handler.ts';
-import { declarationProblems, toSpec } from '../../src/handlers/discover.ts';
+import { declarationProblems, SHARED_CONSUMER, sharedConsumers, toSpec } from '../../src/handlers/discover.ts';
 import type { ConveyorConfig } from '../../src/config/schema.ts';
 
 const handle = async () => {};
@@ -124,5 +124,53 @@ describe('RabbitMQ queue declarations', () => {
       'exchange applies to RabbitMQ handlers only (declare queue: "<name>")',
       'concurrency applies to RabbitMQ handlers only (declare queue: "<name>")',
     ]);
+  });
+});
+
+describe('handler files that would share their messages', () => {
+  const config = {
+    kafka: { environment: 'prod', group: 'shop', deadLetterTopic: '' },
+    retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
+    handlers: { timeoutMs: 30_000 },
+  } as ConveyorConfig;
+
+  it('refuses two files with the same explicit group and topic, naming both, with a stable code', () => {
+    const audit = toSpec(defineHandler({ topic: 'orders', group: 'orders-group', handle }), '/h/orders-audit.ts', config);
+    const billing = toSpec(defineHandler({ topics: ['payments', 'orders'], group: 'orders-group', handle }), '/h/orders-billing.ts', config);
+    const errors = sharedConsumers([audit, billing]);
+    expect(errors.map((e) => [e.code, e.context.file])).toEqual([
+      [SHARED_CONSUMER, '/h/orders-audit.ts'],
+      [SHARED_CONSUMER, '/h/orders-billing.ts'],
+    ]);
+    expect(SHARED_CONSUMER).toBe('conveyor.handler.shared_consumer');
+    expect(errors[0]!.problems).toEqual([
+      'conveyor.handler.shared_consumer: group "orders-group" on topic "orders" is also used by /h/orders-billing.ts (handler "orders-billing"): ' +
+        "the handlers would split the topic's partitions between them, each seeing only part of it; give each handler its own group " +
+        '(or leave group out: it defaults to one per handler name), or consume the topic in one handler file',
+    ]);
+    expect(errors[1]!.message).toContain('is also used by /h/orders-audit.ts (handler "orders-audit")');
+  });
+
+  it('refuses a group equal to another handler’s derived group on its topic, and two files on one queue', () => {
+    const derived = toSpec(defineHandler({ topic: 'orders', handle }), '/h/orders.ts', config);
+    const explicit = toSpec(defineHandler({ topic: 'orders', group: 'prod.shop.orders', handle }), '/h/copy.ts', config);
+    expect(sharedConsumers([derived, explicit])).toHaveLength(2);
+    const a = toSpec(defineHandler({ queue: 'receipts', handle }), '/h/a.ts', config);
+    const b = toSpec(defineHandler({ queue: 'receipts', concurrency: 4, handle }), '/h/b.ts', config);
+    expect(sharedConsumers([a, b]).map((e) => e.problems[0])).toEqual([
+      'conveyor.handler.shared_consumer: queue "receipts" is also consumed by /h/b.ts (handler "b"): the handlers would compete for its messages, each getting only some of them; consume the queue in one handler file',
+      'conveyor.handler.shared_consumer: queue "receipts" is also consumed by /h/a.ts (handler "a"): the handlers would compete for its messages, each getting only some of them; consume the queue in one handler file',
+    ]);
+  });
+
+  it('accepts one group on different topics, different groups on one topic, and a topic that is also a queue name', () => {
+    const specs = [
+      toSpec(defineHandler({ topic: 'orders', group: 'g', handle }), '/h/a.ts', config),
+      toSpec(defineHandler({ topic: 'payments', group: 'g', handle }), '/h/b.ts', config),
+      toSpec(defineHandler({ topic: 'orders', handle }), '/h/c.ts', config),
+      toSpec(defineHandler({ topic: 'orders', handle }), '/h/d.ts', config),
+      toSpec(defineHandler({ queue: 'orders', handle }), '/h/e.ts', config),
+    ];
+    expect(sharedConsumers(specs)).toEqual([]);
   });
 });

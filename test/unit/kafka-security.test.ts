@@ -4,7 +4,9 @@ import { kafkaClientOptions, securityProperties } from '../../src/kafka/client.t
 import {
   classifyConnectError,
   classifyDriverMessage,
+  isUnreachableError,
   KafkaSecurityFailure,
+  KafkaUnreachable,
   SecurityFailureWatch,
 } from '../../src/kafka/security-failures.ts';
 import { connectFailureHint } from '../../src/rabbitmq/connection.ts';
@@ -149,9 +151,34 @@ describe('SecurityFailureWatch', () => {
     const watch = new SecurityFailureWatch(target);
     const slow = slowClient();
     const connecting = watch.guard(slow.client).connect();
-    const outage = new Error('broker transport failure');
-    slow.settle().reject(outage);
-    await expect(connecting).rejects.toBe(outage);
+    const other = Object.assign(new Error('Invalid argument'), { code: -186 });
+    slow.settle().reject(other);
+    await expect(connecting).rejects.toBe(other);
+  });
+
+  it('no broker answered: events.broker.unavailable naming the addresses, the setting, the last attempt and what to check', async () => {
+    const watch = new SecurityFailureWatch({ brokers: 'kafka-0:9092,kafka-1:9092', securityProtocol: 'plaintext' });
+    const slow = slowClient();
+    const connecting = watch.guard(slow.client).connect();
+    watch.observe('[thrd:kafka-1:9092/bootstrap]: kafka-1:9092/bootstrap: Connect to ipv4#10.0.0.7:9092 failed: Connection refused (after 0ms in state CONNECT, 3 identical error(s) suppressed)');
+    slow.settle().reject(Object.assign(new Error('broker transport failure'), { code: -1 }));
+    const failure = await connecting.catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(KafkaUnreachable);
+    expect(failure).toMatchObject({ code: 'events.broker.unavailable', retriable: true });
+    expect((failure as Error).message).toBe(
+      'cannot connect to Kafka: no broker at kafka-0:9092,kafka-1:9092 answered within 30 s (broker transport failure; last attempt: ' +
+        'Connect to ipv4#10.0.0.7:9092 failed: Connection refused). Check kafka.bootstrapServers (KAFKA_BOOTSTRAP_SERVERS): each host:port must be ' +
+        "a broker's listener reachable from here (host name, port, firewall, the brokers' advertised listeners), and that the brokers are up; " +
+        'kafka.securityProtocol (KAFKA_SECURITY_PROTOCOL, now plaintext) must match that listener.',
+    );
+  });
+
+  it('tells no-broker failures by librdkafka code or text', () => {
+    for (const code of [-195, -185, -187]) expect(isUnreachableError({ code, message: 'x' }), String(code)).toBe(true);
+    for (const message of ['broker transport failure', 'Local: Broker transport failure', 'all broker connections are down', 'Local: Timed out']) {
+      expect(isUnreachableError(new Error(message)), message).toBe(true);
+    }
+    for (const err of [new Error('Invalid argument'), { code: -169, message: 'authentication failure' }, null, 'text']) expect(isUnreachableError(err)).toBe(false);
   });
 });
 

@@ -117,7 +117,7 @@ describe('metrics', () => {
         { handler: 'receipts', topic: 'shop.receipts', partition: -1, depth: 2 },
         { handler: 'receipts', topic: 'shop.receipts', partition: -1, depth: 3 },
       ],
-      pool: { size: 4, threads: 4, busy: 3, inFlight: new Map([['orders', 40]]), replaced: { crash: 1, timeout: 2 } },
+      pool: { size: 4, threads: 4, busy: 3, inFlight: new Map([['orders', 40]]), replaced: { crash: 1, timeout: 2 }, lateFailures: [{ handler: 'orders', kind: 'unhandled_rejection', count: 1 }] },
       circuits: [{ broker: 'kafka', state: 'closed' }, { broker: 'rabbitmq', state: 'open' }],
       brokers: [{ broker: 'kafka', up: true }, { broker: 'rabbitmq', up: false }],
       assignments: [{ group: 'prod.orders', partitions: 2 }],
@@ -131,6 +131,8 @@ describe('metrics', () => {
     expect(value(text, 'conveyor_pool_threads')).toBe(4);
     expect(value(text, 'conveyor_worker_replacements_total{reason="crash"}')).toBe(1);
     expect(value(text, 'conveyor_worker_replacements_total{reason="timeout"}')).toBe(2);
+    expect(value(text, 'conveyor_worker_late_failures_total{handler="orders",kind="unhandled_rejection"}')).toBe(1);
+    expect(value(text, 'conveyor_worker_late_failures_total{handler="orders",kind="uncaught_exception"}'), 'every handler and kind from zero').toBe(0);
     expect(value(text, 'conveyor_publish_circuit_state{broker="kafka"}')).toBe(0);
     expect(value(text, 'conveyor_publish_circuit_state{broker="rabbitmq"}')).toBe(2);
     expect(value(text, 'conveyor_broker_up{broker="kafka"}')).toBe(1);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/ops/logger.ts';
-import { redactErrorFields, redactLogFields, redactSecrets, redactTokenUrl, redactUrl } from '../../src/ops/redact.ts';
+import { redactErrorFields, redactLogFields, redactSecrets, redactSecretUrl, redactTokenUrl, redactUrl } from '../../src/ops/redact.ts';
 
 /** The JSON lines a logger at `level` writes while `write` runs. */
 function logged(write: (log: ReturnType<typeof createLogger>) => void, level = 'debug'): Array<Record<string, unknown>> {
@@ -26,6 +26,88 @@ describe('redactUrl', () => {
 
   it.each(['amqp://host:5672', 'amqp://user@host:5672', 'localhost:5672', '/metrics', ''])('leaves %j, which has no password, as it is', (text) => {
     expect(redactUrl(text)).toBe(text);
+  });
+});
+
+/**
+ * URL-shaped secrets of every shape, well-formed or not (issue 10 §6): [input, redactUrl (and free text), the
+ * secret that must not survive]. The same table runs through redactUrl, redactSecrets, redactSecretUrl and the
+ * configuration error of AMQP_URL.
+ */
+const MALFORMED: ReadonlyArray<readonly [string, string, string]> = [
+  ['amqp://u:S3cr3tPw@', 'amqp://u:***@', 'S3cr3tPw'], // no host
+  ['amqp://u:S3cr3tPw@/vhost', 'amqp://u:***@/vhost', 'S3cr3tPw'], // no host, a vhost
+  ['amqps://u:S3cr3tPw@', 'amqps://u:***@', 'S3cr3tPw'],
+  ['u:S3cr3tPw@', 'u:***@', 'S3cr3tPw'], // no scheme, no host
+  ['u:S3cr3tPw@mq:5672', 'u:***@mq:5672', 'S3cr3tPw'], // no scheme
+  ['amqp:/u:S3cr3tPw@mq', 'amqp:/u:***@mq', 'S3cr3tPw'], // one slash
+  ['amqp://u:S3c@r3tPw@mq:5672/v', 'amqp://u:***@mq:5672/v', 'r3tPw'], // `@` in the password
+  ['amqp://u:S3c@r3t@Pw@', 'amqp://u:***@', 'Pw'], // several `@`, no host
+  ['amqp://u:S3c:r3tPw@mq', 'amqp://u:***@mq', 'r3tPw'], // `:` in the password
+  ['amqp://u:S3c/r3tPw@mq/v', 'amqp://u:***@mq/v', 'r3tPw'], // `/` in the password (unparsable)
+  ['amqp://u:S3c%40r3tPw@mq', 'amqp://u:***@mq', 'r3tPw'], // percent-encoded
+  ['amqp://u%3Ax:S3cr3tPw@mq', 'amqp://u%3Ax:***@mq', 'S3cr3tPw'], // percent-encoded user
+  ['amqp://:S3cr3tPw@mq', 'amqp://:***@mq', 'S3cr3tPw'], // no user
+  ['amqp://u:S3cr3tPw@[::1]:5672/v', 'amqp://u:***@[::1]:5672/v', 'S3cr3tPw'], // IPv6
+  ['amqp://u:S3c@r3tPw@[::1]', 'amqp://u:***@[::1]', 'r3tPw'], // IPv6 and `@` in the password
+  ['amqp://u:S3cr3tPw@mq:notaport', 'amqp://u:***@mq:notaport', 'S3cr3tPw'], // bad port
+  ['AMQPS://U:S3cr3tPw@MQ', 'amqps://U:***@MQ', 'S3cr3tPw'], // capitals
+  ['kafka://u:S3cr3tPw@broker:9092', 'kafka://u:***@broker:9092', 'S3cr3tPw'],
+  ['SASL_SSL://u:S3cr3tPw@broker:9094', 'SASL_SSL://u:***@broker:9094', 'S3cr3tPw'],
+  ['https://u:S3cr3tPw@hooks.example/x?y=1', 'https://u:***@hooks.example/x?y=1', 'S3cr3tPw'],
+  ['https://S3cr3tTok@github.com/org/repo', 'https://***@github.com/org/repo', 'S3cr3tTok'], // a lone user outside AMQP: a token
+  ['amqp://a:S3cr3tA@h1,amqp://b:S3cr3tB@h2', 'amqp://a:***@h1,amqp://b:***@h2', 'S3cr3t'], // several URLs
+  ['amqp://a:S3cr3tA@h1 amqps://b:S3cr3tB@', 'amqp://a:***@h1 amqps://b:***@', 'S3cr3t'],
+];
+
+describe('redactUrl and redactSecrets: malformed URLs', () => {
+  it.each(MALFORMED)('%s → %s', (text, shown, secret) => {
+    expect(redactUrl(text)).toBe(shown);
+    expect(redactUrl(text)).not.toContain(secret);
+    expect(redactSecrets(text)).not.toContain(secret);
+    expect(redactSecrets(`connect to ${text} failed`)).not.toContain(secret);
+  });
+
+  it('keeps what is not a password: a lone AMQP user, a host and port, an e-mail address in a path', () => {
+    for (const text of ['amqp://app@mq:5672/v', 'amqp://app@', 'https://host:8443/users/bob@example.com', 'https://host/users/bob@example.com', 'amqp://[::1]:5672']) {
+      expect(redactUrl(text)).toBe(text);
+    }
+  });
+
+  it('stays linear on long text full of colons and commas', () => {
+    const text = `@ ${',a:b'.repeat(50_000)}`;
+    const started = performance.now();
+    redactSecrets(text);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('redactSecretUrl: the whole value is a secret setting', () => {
+  it.each(MALFORMED.filter(([text]) => /^amqps?:\/\//i.test(text)))('%s shows no password', (text, _shown, secret) => {
+    expect(redactSecretUrl(text)).not.toContain(secret);
+    expect(redactSecretUrl(text)).toMatch(/^amqps?:\/\//i);
+  });
+
+  it('hides even what free text cannot tell from prose: a space in the password', () => {
+    expect(redactSecretUrl('amqp://u:S3c r3tPw@mq')).toBe('amqp://u:***@mq');
+    expect(redactSecretUrl('amqp://u:S3c r3tPw@')).toBe('amqp://u:***@');
+  });
+
+  it('keeps only scheme, host and port of any other URL with a path; never a password or a lone user', () => {
+    expect(redactSecretUrl('https://S3cr3tTok@hooks.example')).toBe('https://***@hooks.example');
+    expect(redactSecretUrl('https://u:S3cr3tPw@hooks.example')).toBe('https://u:***@hooks.example/');
+    expect(redactSecretUrl('https://u:S3cr3tPw@hooks.example/T0/B0')).toBe('https://hooks.example/***');
+    expect(redactSecretUrl('https://u:S3cr3tPw@')).toBe('***');
+  });
+
+  it.each(MALFORMED.filter(([text]) => /^amqps?:\/\//i.test(text)))('AMQP_URL=%s: the configuration error and conveyor check show no password', (text, _shown, secret) => {
+    let message = '';
+    try {
+      loadConfig({ env: { AMQP_URL: text } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).not.toContain(secret);
   });
 });
 
