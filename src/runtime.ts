@@ -40,6 +40,12 @@ export class Runtime {
   readonly config: ConveyorConfig;
   readonly handlers: readonly HandlerSpec[];
   readonly logger: Logger;
+  /**
+   * Settles with the reason when a Kafka client failed for good (librdkafka's fatal error: the driver would retry
+   * without ever consuming again); the runner then stops and exits 1, so that the process is started afresh.
+   */
+  readonly failed: Promise<string>;
+  private fail: (reason: string) => void = () => {};
   readonly stats: RuntimeStats = { handled: 0, retries: 0, deadLettered: 0, deadLetterFailures: 0, commits: 0, rebalances: 0 };
   private pool: WorkerPool | undefined;
   private deadLetters: DeadLetterPublisher | undefined;
@@ -60,6 +66,7 @@ export class Runtime {
 
   private constructor(config: ConveyorConfig, handlers: readonly HandlerSpec[], logger: Logger) {
     this.config = config;
+    this.failed = new Promise<string>((resolve) => (this.fail = resolve));
     this.handlers = handlers;
     this.logger = logger;
     this.topicInspector = new KafkaAdmin(kafkaAdminOptions(config, `${config.app.name}-topics`, config.commit.timeoutMs));
@@ -131,7 +138,10 @@ export class Runtime {
       onLateFailure: ({ handler, file, kind, error, exitCode }) =>
         logger.error({ handler, file, kind, ...(error ? { err: error } : {}), ...(exitCode !== undefined ? { exitCode } : {}) }, 'worker thread died after its task finished'),
     });
-    const kafka = createKafka(kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger));
+    const kafka = createKafka({
+      ...kafkaClientOptions(config, `${config.app.name}${config.kafka.instanceId ? `-${config.kafka.instanceId}` : ''}`, logger),
+      onFatal: (message) => this.fail(message),
+    });
     // bounded by publish.timeoutMs like every publish; sized to what each dead-letter topic accepts
     this.deadLetters = new DeadLetterPublisher(kafka, {
       timeoutMs: config.publish.timeoutMs,

@@ -1,7 +1,7 @@
 /**
  * `conveyor run --config <file>` (also `node dist/runner.js --config <file>`): the long-running consumer.
- * Exit codes: 0 after a graceful stop, 78 for invalid configuration or handler files, 1 when start-up fails,
- * 130 on a second SIGTERM/SIGINT during shutdown.
+ * Exit codes: 0 after a graceful stop, 78 for invalid configuration or handler files, 1 when start-up fails or a
+ * Kafka client failed for good, 130 on a second SIGTERM/SIGINT during shutdown.
  */
 import type { Command } from 'commander';
 import { ConfigError, EXIT_CONFIG } from '../failure/errors.ts';
@@ -18,7 +18,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .description(
       'Runs the handler files of the configured directory against Kafka and RabbitMQ until SIGTERM or SIGINT. ' +
         'Configuration keys and their environment variables: docs/configuration.md.\n\n' +
-        'Exit codes: 0 stopped gracefully, 1 start-up failed, 64 bad command line, 78 invalid configuration or handler files, ' +
+        'Exit codes: 0 stopped gracefully, 1 start-up failed or a Kafka client failed for good, 64 bad command line, 78 invalid configuration or handler files, ' +
         '130 a second signal during shutdown.',
     )
     .usage('--config <file>')
@@ -69,6 +69,14 @@ export async function runConsumer(file: string | undefined, ctx: CliContext): Pr
   if (failed && signals === 0) {
     log.fatal({ err: failed.err }, 'start-up failed');
     await runtime.stop(1000).catch(() => {});
+    return 1;
+  }
+  // a Kafka client failed for good (e.g. a static member fenced by another with its group.instance.id): stop
+  // gracefully and exit 1, so that the orchestrator starts the process afresh instead of it idling for ever
+  const fatal = await Promise.race([stopped.then(() => undefined), runtime.failed]);
+  if (fatal !== undefined && signals === 0) {
+    log.fatal({ reason: fatal }, 'a Kafka client failed for good: stopping; start the process again (an orchestrator does)');
+    await runtime.stop().catch((err: unknown) => log.error({ err }, 'shutdown failed'));
     return 1;
   }
   await stopped;

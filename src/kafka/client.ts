@@ -22,6 +22,11 @@ export interface KafkaClientOptions {
   readonly logger?: Logger;
   /** librdkafka security properties (security.protocol, sasl.*, ssl.*), for every client made from this one. */
   readonly security?: Readonly<Record<string, string>>;
+  /**
+   * Called once when a client made from this one reports a fatal error (librdkafka's ERR__FATAL: say, a static
+   * member fenced by a newer one with its group.instance.id). The driver then retries for ever without consuming.
+   */
+  readonly onFatal?: (message: string) => void;
 }
 
 /**
@@ -45,7 +50,7 @@ export function createKafka(options: KafkaClientOptions): Kafka {
       clientId: options.clientId,
       // without a logger the driver's errors are still read (for the watch), just not written
       logLevel: options.logger ? KafkaJS.logLevel.WARN : KafkaJS.logLevel.ERROR,
-      logger: driverLogger(options.logger, watch),
+      logger: driverLogger(options.logger, watch, options.onFatal),
     },
     ...security,
   } as never);
@@ -97,7 +102,18 @@ export function driverFeatures(): { librdkafkaVersion: string; features: readonl
 /** The same driver line at most once per this period; the count of repeats goes with the next one logged. */
 const DRIVER_LINE_PERIOD_MS = 10_000;
 
-function driverLogger(logger: Logger | undefined, watch: SecurityFailureWatch): KafkaTypes.Logger {
+/** How the driver words librdkafka's ERR__FATAL, in the lines it logs about it. */
+const FATAL = /Local: Fatal error/;
+
+function driverLogger(logger: Logger | undefined, watch: SecurityFailureWatch, onFatal?: (message: string) => void): KafkaTypes.Logger {
+  let fatal = false;
+  const observe = (message: string): void => {
+    watch.observe(message);
+    if (!fatal && onFatal && FATAL.test(message)) {
+      fatal = true;
+      onFatal(message.slice(0, 2000));
+    }
+  };
   // librdkafka repeats a failure per broker thread and attempt (hundreds of "all broker connections are down" in a
   // second when it gives up): identical lines are rate-limited, never the first of its kind
   const seen = new Map<string, { at: number; repeats: number }>();
@@ -115,11 +131,11 @@ function driverLogger(logger: Logger | undefined, watch: SecurityFailureWatch): 
   const adapter = (log: Logger | undefined): KafkaTypes.Logger => ({
     info: (message, extra) => log?.info(extra ?? {}, message),
     warn: (message, extra) => {
-      watch.observe(message);
+      observe(message);
       if (log) limited((e, m) => log.warn(e, m), message, extra);
     },
     error: (message, extra) => {
-      watch.observe(message);
+      observe(message);
       if (log) limited((e, m) => log.error(e, m), message, extra);
     },
     debug: (message, extra) => log?.debug(extra ?? {}, message),
