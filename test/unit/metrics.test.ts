@@ -29,6 +29,24 @@ describe('metrics', () => {
     return { events, state: s };
   }
 
+  it('exports every Kafka group at lag level 0 (ok) and no commit failures from the start, before any measurement', async () => {
+    const events = new Instrumentation();
+    metrics = new ConveyorMetrics(events, {
+      handlers: [{ name: 'orders', topics: ['shop.orders'], group: 'prod.orders' }, { name: 'mail', topics: ['mail.queue'] }],
+      readings: { lanes: () => [], pool: () => undefined, circuits: () => [], brokers: () => [], assignments: () => [] },
+      defaultMetrics: false,
+    });
+    let text = await metrics.metrics();
+    expect(value(text, 'conveyor_consumer_lag_level{group="prod.orders"}')).toBe(0);
+    expect(value(text, 'conveyor_offset_commit_failures_total{group="prod.orders"}')).toBe(0);
+    expect(text).not.toMatch(/conveyor_consumer_lag_level\{group="mail/);
+    events.emit('lag.level_changed', { group: 'prod.orders', level: 'warning', previous: 'ok', lag: 20_000, lagSeconds: 400, suppressed: false });
+    events.emit('offsets.commit_failed', { group: 'prod.orders', offsets: [], reason: 'no answer', timedOut: true });
+    text = await metrics.metrics();
+    expect(value(text, 'conveyor_consumer_lag_level{group="prod.orders"}')).toBe(2);
+    expect(value(text, 'conveyor_offset_commit_failures_total{group="prod.orders"}')).toBe(1);
+  });
+
   it("counts handled messages and puts each message's handler time in the duration histogram", async () => {
     const { events } = setUp();
     events.emit('messages.handled', { ...event, count: 3, lastOffset: '12', durationMs: 50, durationsMs: new Float64Array([0.2, 3, 40]) });
