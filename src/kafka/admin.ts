@@ -21,7 +21,7 @@
  * A group the cluster has never seen reads as "no committed offsets", not as an error.
  */
 import { readFileSync } from 'node:fs';
-import { Admin, ConfigResourceTypes, Consumer, FetchIsolationLevels, type ClusterMetadata, type RetryDelayGetter } from '@platformatic/kafka';
+import { Admin, ConfigResourceTypes, Consumer, consumerGroupDescribeV0, FetchIsolationLevels, FindCoordinatorKeyTypes, kGetConnection, type ClusterMetadata, type Connection, type RetryDelayGetter } from '@platformatic/kafka';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { BrokerFailure, ConveyorError } from '../failure/errors.ts';
 import { brokerErrorNames, classifyAdminError, describeAdminError, platformaticOptions, refusalDetail, type PlatformaticClientOptions } from './admin-options.ts';
@@ -201,14 +201,38 @@ export class KafkaAdmin {
   async describeGroup(group: string): Promise<GroupDescription> {
     const groups = await this.#request(`describing group ${group}`, (admin) => admin.describeGroups({ groups: [group] }));
     const described = groups.get(group);
+    if (described && described.state.toUpperCase() !== 'DEAD') {
+      return {
+        group,
+        state: described.state,
+        members: [...described.members.values()].map((m) => ({
+          memberId: m.id,
+          clientId: m.clientId,
+          host: m.clientHost,
+          ...(m.groupInstanceId ? { instanceId: m.groupInstanceId } : {}),
+        })),
+      };
+    }
+    // DescribeGroups knows classic groups only: a KIP-848 consumer group (group.protocol=consumer) reads as dead
+    // there, so ask its coordinator with ConsumerGroupDescribe (KIP-848's API, which the client's Admin lacks)
+    const consumerGroup = await this.#request(`describing consumer group ${group}`, async (admin) => {
+      const [coordinator] = await admin.findCoordinator({ keyType: FindCoordinatorKeyTypes.GROUP, keys: [group] });
+      if (!coordinator) return undefined;
+      const connection = await new Promise<Connection>((resolve, reject) =>
+        admin[kGetConnection]({ host: coordinator.host, port: coordinator.port }, (err, c) => (err || !c ? reject(err ?? new Error('no connection')) : resolve(c))),
+      );
+      const response = await consumerGroupDescribeV0.api.async(connection, [group], false).catch(() => undefined);
+      return response?.groups.find((g) => g.groupId === group && g.errorCode === 0);
+    });
+    if (!consumerGroup) return { group, state: described?.state ?? 'DEAD', members: [] };
     return {
       group,
-      state: described?.state ?? 'DEAD',
-      members: [...(described?.members.values() ?? [])].map((m) => ({
-        memberId: m.id,
+      state: consumerGroup.groupState,
+      members: consumerGroup.members.map((m) => ({
+        memberId: m.memberId,
         clientId: m.clientId,
         host: m.clientHost,
-        ...(m.groupInstanceId ? { instanceId: m.groupInstanceId } : {}),
+        ...(m.instanceId ? { instanceId: m.instanceId } : {}),
       })),
     };
   }
