@@ -1,40 +1,41 @@
 /**
- * Readiness follows Kafka: the local broker is stopped while a runner consumes, /health/ready turns 503 within
- * 15 s and back to 200 within 15 s of the broker's return, while /health/live stays 200 and the runner keeps
- * running (seed 000: a broker outage is not a reason to die). It stops the shared local broker for ~15-20 s, so
- * it has a file of its own; it needs the broker of `npm run brokers` (or the throwaway one that CONVEYOR_KAFKA_HOME and
- * CONVEYOR_KAFKA_PORT name, as scripts/brokers.sh does: then that one is stopped and started instead).
+ * Readiness follows Kafka: the broker is stopped while a runner consumes, /health/ready turns 503 within 15 s and
+ * back to 200 within 15 s of the broker's return, while /health/live stays 200 and the runner keeps running
+ * (seed 000: a broker outage is not a reason to die). A throwaway broker of this file's own, so that stopping it
+ * disturbs nothing else.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { describe, expect, inject, it } from 'vitest';
-import { useKafkaFixture } from '../support/fixture.ts';
-import { produce, waitFor } from '../support/kafka.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaAdmin } from '../../src/kafka/admin.ts';
+import { createKafka, type Kafka } from '../../src/kafka/client.ts';
+import { produce, uniqueName, waitFor } from '../support/kafka.ts';
 import { metricValue, opsBaseUrl, opsGet } from '../support/ops-http.ts';
-import { readRecords } from '../support/runner.ts';
-
-/** The broker brokers.sh starts and stops: the local one, or the one CONVEYOR_KAFKA_HOME / CONVEYOR_KAFKA_PORT name. */
-const KAFKA_HOME = process.env.CONVEYOR_KAFKA_HOME ?? '.local/kafka';
-const KAFKA_ADDRESS = `127.0.0.1:${process.env.CONVEYOR_KAFKA_PORT ?? '9092'}`;
-
-/** Not execFileSync: the test's own event loop keeps polling the runner while the broker stops and starts. */
-async function brokers(command: 'start' | 'stop'): Promise<void> {
-  await promisify(execFile)('bash', ['scripts/brokers.sh', command, 'kafka'], { timeout: 180_000 });
-}
+import { readRecords, startRunner, type RunnerProcess } from '../support/runner.ts';
+import { startThrowawayKafka, type ThrowawayKafka } from '../support/throwaway-kafka.ts';
 
 describe('ops server: readiness while Kafka is down', () => {
-  const fx = useKafkaFixture();
+  let broker: ThrowawayKafka;
+  let kafka: Kafka;
+  let admin: KafkaAdmin;
+  const runners: RunnerProcess[] = [];
+
+  beforeAll(async () => {
+    broker = await startThrowawayKafka();
+    kafka = createKafka({ brokers: [broker.brokers], clientId: 'conveyor-test-readiness' });
+    admin = new KafkaAdmin({ brokers: [broker.brokers], clientId: 'conveyor-test-readiness', timeoutMs: 30_000 });
+  }, 240_000);
+  afterAll(async () => {
+    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
+    await admin?.close().catch(() => {});
+    await broker?.stop();
+  }, 120_000);
 
   it('turns not ready within 15 s of Kafka stopping and ready again within 15 s of its return; live and running throughout', async () => {
-    expect(
-      existsSync(join(KAFKA_HOME, 'kafka.pid')) && inject('kafkaBrokers') === KAFKA_ADDRESS,
-      'this test stops and restarts the local broker: run it against `npm run brokers` (npm test does)',
-    ).toBe(true);
-    const { topic, group } = await fx.topic('ops-ready', 2);
-    await produce(fx.kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: i } })));
-    const runner = await fx.startRunner({ topic, group, env: { CONVEYOR_POOL_SIZE: '2' } });
+    const topic = uniqueName('conveyor.test.ops-ready');
+    const group = `${topic}.group`;
+    await admin.createTopic(topic, 2);
+    await produce(kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: i } })));
+    const runner = await startRunner({ topic, group, env: { KAFKA_BOOTSTRAP_SERVERS: broker.brokers, CONVEYOR_POOL_SIZE: '2' } });
+    runners.push(runner);
     const base = opsBaseUrl(runner);
     await waitFor('ready', async () => (await opsGet(base, '/health/ready')).status === 200, 30_000);
     await waitFor('the first messages handled', () => readRecords(runner.recordFile).length >= 10, 30_000);
@@ -52,7 +53,7 @@ describe('ops server: readiness while Kafka is down', () => {
     let notReadyAfterMs = -1;
     let readyAgainAfterMs = -1;
     try {
-      await brokers('stop');
+      await broker.pause();
       const stopped = Date.now();
       try {
         await waitFor('not ready while Kafka is down', async () => (await opsGet(base, '/health/ready')).status === 503, 15_000);
@@ -66,7 +67,7 @@ describe('ops server: readiness while Kafka is down', () => {
         expect(metricValue((await opsGet(base, '/metrics')).text, 'conveyor_broker_up{broker="kafka"}')).toBe(0);
         expect(runner.child.exitCode, 'the runner is still running while Kafka is down').toBeNull();
       } finally {
-        await brokers('start');
+        await broker.resume();
       }
       const started = Date.now();
       await waitFor('ready again once Kafka is back', async () => (await opsGet(base, '/health/ready')).status === 200, 15_000);
@@ -82,7 +83,7 @@ describe('ops server: readiness while Kafka is down', () => {
     expect(metricValue((await opsGet(base, '/metrics')).text, 'conveyor_broker_up{broker="kafka"}')).toBe(1);
 
     // and it consumes again
-    await produce(fx.kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: 10 + i } })));
+    await produce(kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: 10 + i } })));
     await waitFor('messages after the outage handled', () => new Set(readRecords(runner.recordFile).map((r) => r.seq)).size >= 20, 60_000);
     expect((await runner.stop()).code).toBe(0);
   }, 180_000);

@@ -5,10 +5,7 @@
  * loses nothing, and its commits catch up to the end. A throwaway broker of this file's own, so that killing it
  * disturbs nothing else.
  */
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka, type Kafka } from '../../src/kafka/client.ts';
@@ -42,13 +39,6 @@ describe('runtime: Kafka outage during consumption', () => {
     await broker?.stop();
   }, 120_000);
 
-  const brokerEnv = (): NodeJS.ProcessEnv => {
-    const port = Number(broker.brokers.split(':')[1]);
-    const config = readFileSync(join(broker.home, 'server.properties'), 'utf8');
-    const portOf = (listener: string): string => new RegExp(`${listener}://127\\.0\\.0\\.1:(\\d+)`).exec(config)![1]!;
-    return { ...process.env, CONVEYOR_KAFKA_HOME: broker.home, CONVEYOR_KAFKA_PORT: String(port), CONVEYOR_KAFKA_CONTROLLER_PORT: portOf('CONTROLLER'), CONVEYOR_KAFKA_SASL_PORT: portOf('SASL_PLAINTEXT') };
-  };
-
   const committed = async (group: string, topic: string): Promise<Map<number, bigint>> => {
     const [entry] = await admin.listConsumerGroupOffsets({ groups: [group] });
     const offsets = new Map<number, bigint>();
@@ -78,9 +68,7 @@ describe('runtime: Kafka outage during consumption', () => {
 
     const atKill = readRecords(runner.recordFile).length;
     const killedAt = Date.now();
-    const pid = Number(readFileSync(join(broker.home, 'kafka.pid'), 'utf8'));
-    process.kill(pid, 'SIGKILL');
-    await waitFor('the broker gone', () => !(() => { try { process.kill(pid, 0); return true; } catch { return false; } })(), 10_000);
+    await broker.kill();
     await new Promise((r) => setTimeout(r, 15_000));
     expect(runner.child.exitCode, 'the runner is still running while Kafka is down').toBeNull();
     expect(runner.child.signalCode).toBeNull();
@@ -88,11 +76,7 @@ describe('runtime: Kafka outage during consumption', () => {
     expect(handledDuringOutage, 'the outage really hit mid-stream').toBeLessThan(total);
     expect(runner.has('commit failed; the next commit carries the newest watermark'), `a commit the coordinator cannot answer fails within commit.timeoutMs and is logged (handled: ${atKill} at the kill, ${handledDuringOutage} after the outage; commits after the kill: ${JSON.stringify(runner.logs.filter((l) => l.time as number > killedAt && /commit/.test(l.msg)).map((l) => [(l.time as number) - killedAt, l.msg, l.offsets]))})`).toBe(true);
 
-    const restarting = new Promise<void>((done, fail) => {
-      execFile('bash', [resolve('scripts/brokers.sh'), 'start', 'kafka'], { env: brokerEnv(), timeout: 180_000 }, (err, stdout, stderr) =>
-        err ? fail(new Error(`restarting the broker failed: ${stdout}${stderr}`)) : done(),
-      );
-    });
+    const restarting = broker.resume();
     void restarting.catch(() => {});
     await waitFor('the broker answering again', () => portAnswers(broker.brokers), 180_000);
     const backAt = Date.now();

@@ -5,7 +5,7 @@
  * reformat() between tests that each need a fresh cluster (~10-15 s: the jars stay).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getFreePort } from './free-port.ts';
@@ -17,6 +17,12 @@ export interface ThrowawayKafka {
   readonly home: string;
   /** Stops the broker, wipes its data and starts it formatted afresh (same ports): a fresh cluster again. */
   reformat(): Promise<void>;
+  /** Stops the broker gracefully (data kept); `resume()` starts it again on the same ports. */
+  pause(): Promise<void>;
+  /** SIGKILLs the broker (an outage without warning) and resolves once it is gone. */
+  kill(): Promise<void>;
+  /** Starts the paused or killed broker again; resolves once it answers. */
+  resume(): Promise<void>;
   /** Stops the broker and removes its directory. */
   stop(): Promise<void>;
 }
@@ -67,5 +73,26 @@ export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
     rmSync(join(home, 'data'), { recursive: true, force: true });
     await brokersSh('start', env, 180_000);
   };
-  return { brokers: `127.0.0.1:${port}`, home, reformat, stop };
+  const kill = async (): Promise<void> => {
+    const pid = Number(readFileSync(join(home, 'kafka.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const alive = (): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  return {
+    brokers: `127.0.0.1:${port}`,
+    home,
+    reformat,
+    stop,
+    pause: () => brokersSh('stop', env, 60_000),
+    kill,
+    resume: () => brokersSh('start', env, 180_000),
+  };
 }
