@@ -21,9 +21,10 @@ export function backoffDelay(retry: number, policy: BackoffPolicy, random: () =>
 }
 
 /**
- * Broker reconnection (seed 000): 100 ms, then 1 s, then 10 s, then every 30 s at most (RabbitMQ: exactly these
- * steps). librdkafka reconnects by itself from `initialMs`, doubling; its cap is kafka.reconnectBackoffMaxMs
- * (default 10 s): measured, a 30 s cap alone can take a recovery past 30 s after the broker is back.
+ * Broker reconnection (seed 000): 100 ms, then 1 s, then 10 s, then every 30 s at most. librdkafka reconnects by
+ * itself from `initialMs`, doubling; the Kafka consumers cap it with kafka.reconnectBackoffMaxMs (default 10 s:
+ * measured, a 30 s cap alone can take a recovery past 30 s after the broker is back), so `maxMs` is seed 000's
+ * value, not what the consumers use. RabbitMQ follows the steps exactly (rabbitmq/connection.ts).
  */
 export const RECONNECT_BACKOFF = { initialMs: 100, maxMs: 30_000 } as const;
 

@@ -8,13 +8,11 @@
  * each test gets the broker formatted afresh.
  */
 import { Admin } from '@platformatic/kafka';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaAdmin } from '../../src/kafka/admin.ts';
-import { createKafka, type Kafka } from '../../src/kafka/client.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { RECORDER_DIR, runCli, writeConfig, type CliResult } from '../support/cli.ts';
 import { committedOffsets, produce, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type RunnerProcess } from '../support/runner.ts';
-import { startThrowawayKafka, type ThrowawayKafka } from '../support/throwaway-kafka.ts';
+import { readRecords, startRunner } from '../support/runner.ts';
+import { useThrowawayKafka } from '../support/throwaway-kafka.ts';
 
 const MESSAGES = 20;
 
@@ -34,29 +32,17 @@ function shown(r: CliResult): string {
 }
 
 describe('a freshly formatted cluster', () => {
-  let kafka: ThrowawayKafka | undefined;
-  let client: Kafka;
-  let admin: KafkaAdmin;
+  const fx = useThrowawayKafka('conveyor-test-fresh');
   let config: string;
   const topic = uniqueName('conveyor.test.fresh');
-  const runners: RunnerProcess[] = [];
 
   beforeAll(async () => {
-    kafka = await startThrowawayKafka();
-    client = createKafka({ brokers: [kafka.brokers], clientId: 'conveyor-test-fresh' });
-    admin = new KafkaAdmin({ brokers: [kafka.brokers], clientId: 'conveyor-test-fresh', timeoutMs: 30_000 });
-    expect(await admin.createTopic(topic, 2)).toBe(true);
-    config = writeConfig(['kafka:', `  bootstrapServers: "${kafka.brokers}"`, '  autoOffsetReset: earliest', 'handlers:', `  directory: "${RECORDER_DIR}"`]);
-  }, 240_000);
-
-  afterAll(async () => {
-    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
-    await admin?.close();
-    await kafka?.stop();
-  }, 120_000);
+    expect(await fx.admin.createTopic(topic, 2)).toBe(true);
+    config = writeConfig(['kafka:', `  bootstrapServers: "${fx.broker.brokers}"`, '  autoOffsetReset: earliest', 'handlers:', `  directory: "${RECORDER_DIR}"`]);
+  });
 
   it('conveyor lag and conveyor offsets reset --dry-run read a never-seen group as nothing committed, before the cluster has __consumer_offsets', async () => {
-    expect(await internalTopics(kafka!.brokers), 'the cluster is fresh').toEqual([]);
+    expect(await internalTopics(fx.broker.brokers), 'the cluster is fresh').toEqual([]);
     const group = uniqueName('conveyor.test.fresh-never-seen');
     const env = { TEST_TOPIC: topic, TEST_GROUP: group };
 
@@ -80,18 +66,17 @@ describe('a freshly formatted cluster', () => {
     expect(reset.code, shown(reset)).toBe(0);
     expect(reset.stdout).toContain(`reset group ${group} on ${topic} to earliest (dry run):`);
     expect(reset.stdout).toContain('dry run: nothing changed');
-    expect(await committedOffsets(admin, group, topic), 'a dry run commits nothing').toEqual(new Map());
+    expect(await committedOffsets(fx.admin, group, topic), 'a dry run commits nothing').toEqual(new Map());
   }, 120_000);
 
   it('the runner starts, stays alive, handles and commits; conveyor lag then shows its group caught up', async () => {
-    await admin.close();
-    await kafka!.reformat();
-    expect(await admin.createTopic(topic, 2)).toBe(true);
-    expect(await internalTopics(kafka!.brokers), 'the cluster is fresh').toEqual([]);
+    await fx.admin.close();
+    await fx.broker.reformat();
+    expect(await fx.admin.createTopic(topic, 2)).toBe(true);
+    expect(await internalTopics(fx.broker.brokers), 'the cluster is fresh').toEqual([]);
     const group = uniqueName('conveyor.test.fresh-group');
-    await produce(client, topic, Array.from({ length: MESSAGES }, (_, seq) => ({ key: `k${seq % 4}`, value: { seq } })));
-    const runner = await startRunner({ topic, group, env: { KAFKA_BOOTSTRAP_SERVERS: kafka!.brokers } });
-    runners.push(runner);
+    await produce(fx.kafka, topic, Array.from({ length: MESSAGES }, (_, seq) => ({ key: `k${seq % 4}`, value: { seq } })));
+    const runner = fx.track(await startRunner({ topic, group, env: { KAFKA_BOOTSTRAP_SERVERS: fx.broker.brokers } }));
     // a runner that died (the native client's SIGSEGV) fails at once, saying how it ended
     const alive = (): void => {
       if (runner.child.exitCode !== null || runner.child.signalCode !== null) {
@@ -100,7 +85,7 @@ describe('a freshly formatted cluster', () => {
     };
     await waitFor(`${MESSAGES} messages handled`, () => (alive(), readRecords(runner.recordFile).filter((r) => r.ok).length >= MESSAGES), 60_000);
     expect(new Set(readRecords(runner.recordFile).map((r) => r.seq)).size).toBe(MESSAGES);
-    await waitFor('every message committed', async () => [...(await committedOffsets(admin, group, topic)).values()].reduce((n, o) => n + Number(o), 0) === MESSAGES, 30_000);
+    await waitFor('every message committed', async () => [...(await committedOffsets(fx.admin, group, topic)).values()].reduce((n, o) => n + Number(o), 0) === MESSAGES, 30_000);
 
     // the native crash came 1-2 s after start (lag monitor, probe): well past that and more measurements, still alive
     await new Promise((r) => setTimeout(r, 8_000));

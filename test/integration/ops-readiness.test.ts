@@ -4,38 +4,22 @@
  * (seed 000: a broker outage is not a reason to die). A throwaway broker of this file's own, so that stopping it
  * disturbs nothing else.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaAdmin } from '../../src/kafka/admin.ts';
-import { createKafka, type Kafka } from '../../src/kafka/client.ts';
+import { describe, expect, it } from 'vitest';
 import { produce, uniqueName, waitFor } from '../support/kafka.ts';
 import { metricValue, opsBaseUrl, opsGet } from '../support/ops-http.ts';
-import { readRecords, startRunner, type RunnerProcess } from '../support/runner.ts';
-import { startThrowawayKafka, type ThrowawayKafka } from '../support/throwaway-kafka.ts';
+import { readRecords, startRunner } from '../support/runner.ts';
+import { useThrowawayKafka } from '../support/throwaway-kafka.ts';
 
 describe('ops server: readiness while Kafka is down', () => {
-  let broker: ThrowawayKafka;
-  let kafka: Kafka;
-  let admin: KafkaAdmin;
-  const runners: RunnerProcess[] = [];
-
-  beforeAll(async () => {
-    broker = await startThrowawayKafka();
-    kafka = createKafka({ brokers: [broker.brokers], clientId: 'conveyor-test-readiness' });
-    admin = new KafkaAdmin({ brokers: [broker.brokers], clientId: 'conveyor-test-readiness', timeoutMs: 30_000 });
-  }, 240_000);
-  afterAll(async () => {
-    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
-    await admin?.close().catch(() => {});
-    await broker?.stop();
-  }, 120_000);
+  const fx = useThrowawayKafka('conveyor-test-readiness');
 
   it('turns not ready within 15 s of Kafka stopping and ready again within 15 s of its return; live and running throughout', async () => {
     const topic = uniqueName('conveyor.test.ops-ready');
     const group = `${topic}.group`;
+    const { broker, kafka, admin } = fx;
     await admin.createTopic(topic, 2);
     await produce(kafka, topic, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: { seq: i } })));
-    const runner = await startRunner({ topic, group, env: { KAFKA_BOOTSTRAP_SERVERS: broker.brokers, CONVEYOR_POOL_SIZE: '2' } });
-    runners.push(runner);
+    const runner = fx.track(await startRunner({ topic, group, env: { KAFKA_BOOTSTRAP_SERVERS: broker.brokers, CONVEYOR_POOL_SIZE: '2' } }));
     const base = opsBaseUrl(runner);
     await waitFor('ready', async () => (await opsGet(base, '/health/ready')).status === 200, 30_000);
     await waitFor('the first messages handled', () => readRecords(runner.recordFile).length >= 10, 30_000);

@@ -6,12 +6,10 @@
  * disturbs nothing else.
  */
 import { connect } from 'node:net';
-import { Admin } from '@platformatic/kafka';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka, type Kafka } from '../../src/kafka/client.ts';
-import { produce, uniqueName, waitFor } from '../support/kafka.ts';
-import { readRecords, startRunner, type RunnerProcess } from '../support/runner.ts';
-import { startThrowawayKafka, type ThrowawayKafka } from '../support/throwaway-kafka.ts';
+import { describe, expect, it } from 'vitest';
+import { committedOffsets, produce, uniqueName, waitFor } from '../support/kafka.ts';
+import { readRecords, startRunner } from '../support/runner.ts';
+import { useThrowawayKafka } from '../support/throwaway-kafka.ts';
 
 function portAnswers(hostPort: string): Promise<boolean> {
   const [host, port] = hostPort.split(':') as [string, string];
@@ -23,44 +21,23 @@ function portAnswers(hostPort: string): Promise<boolean> {
 }
 
 describe('runtime: Kafka outage during consumption', () => {
-  let broker: ThrowawayKafka;
-  let kafka: Kafka;
-  let admin: Admin;
-  const runners: RunnerProcess[] = [];
-
-  beforeAll(async () => {
-    broker = await startThrowawayKafka();
-    kafka = createKafka({ brokers: [broker.brokers], clientId: 'conveyor-test-outage' });
-    admin = new Admin({ clientId: 'conveyor-test-outage', bootstrapBrokers: [broker.brokers], retries: 10, retryDelay: 250 });
-  }, 240_000);
-  afterAll(async () => {
-    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
-    await admin?.close().catch(() => {});
-    await broker?.stop();
-  }, 120_000);
-
-  const committed = async (group: string, topic: string): Promise<Map<number, bigint>> => {
-    const [entry] = await admin.listConsumerGroupOffsets({ groups: [group] });
-    const offsets = new Map<number, bigint>();
-    for (const t of entry?.topics ?? []) if (t.name === topic) for (const p of t.partitions) offsets.set(p.partitionIndex, p.committedOffset);
-    return offsets;
-  };
+  const fx = useThrowawayKafka('conveyor-test-outage');
 
   it('keeps running while the broker is down, handles again within 30 s of its return, loses nothing and commits to the end', async () => {
     const topic = uniqueName('conveyor.test.outage');
     const group = `${topic}.group`;
-    await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
+    const { broker, kafka, admin } = fx;
+    await admin.createTopic(topic, 3);
     const total = 300;
     // 100 ms a message on 2 threads: when the broker dies, the lanes still hold work for seconds, so commits are
     // attempted while no coordinator answers
     await produce(kafka, topic, Array.from({ length: total }, (_, i) => ({ partition: i % 3, value: { seq: i, delayMs: 100 } })));
     // small lanes and fetches: little is held in memory, so the outage stops the flow for real
-    const runner = await startRunner({
+    const runner = fx.track(await startRunner({
       topic,
       group,
       env: { KAFKA_BOOTSTRAP_SERVERS: broker.brokers, CONVEYOR_POOL_SIZE: '2', CONVEYOR_LANE_MAX_MESSAGES: '20', KAFKA_MAX_BATCH_SIZE: '10' },
-    });
-    runners.push(runner);
+    }));
     const logTail = (): string => runner.logs.filter((l) => l.level >= 30).slice(-15).map((l) => JSON.stringify(l).slice(0, 400)).join('\n');
     await waitFor('a fifth handled', () => readRecords(runner.recordFile).length >= total / 5, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}; the runner's last log lines:\n${logTail()}`);
@@ -85,7 +62,7 @@ describe('runtime: Kafka outage during consumption', () => {
 
     await waitFor('every message handled after the broker came back', () => new Set(readRecords(runner.recordFile).map((r) => r.seq)).size >= total, 120_000);
     await waitFor('committed to the end', async () => {
-      const c = await committed(group, topic);
+      const c = await committedOffsets(admin, group, topic);
       return [0, 1, 2].every((p) => c.get(p) === BigInt(total / 3));
     }, 30_000);
     expect(runner.child.exitCode).toBeNull();

@@ -8,7 +8,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { KafkaAdmin } from '../../src/kafka/admin.ts';
+import { createKafka, type Kafka } from '../../src/kafka/client.ts';
 import { getFreePort } from './free-port.ts';
+import type { RunnerProcess } from './runner.ts';
 
 export interface ThrowawayKafka {
   /** host:port of its PLAINTEXT listener. */
@@ -94,5 +98,52 @@ export async function startThrowawayKafka(): Promise<ThrowawayKafka> {
     pause: () => brokersSh('stop', env, 60_000),
     kill,
     resume: () => brokersSh('start', env, 180_000),
+  };
+}
+
+/** A throwaway broker for a whole test file, with a client and an admin on it; set from `beforeAll` on. */
+export interface ThrowawayKafkaFixture {
+  readonly broker: ThrowawayKafka;
+  /** The test's client on it (producers). */
+  readonly kafka: Kafka;
+  readonly admin: KafkaAdmin;
+  /** Has `runner` SIGKILLed after the file (a no-op if it already exited); returns it. */
+  track<R extends RunnerProcess>(runner: R): R;
+}
+
+/** Registers the hooks that start the file's throwaway broker (and its clients) and stop it all afterwards. */
+export function useThrowawayKafka(clientId: string): ThrowawayKafkaFixture {
+  let broker: ThrowawayKafka | undefined;
+  let kafka: Kafka | undefined;
+  let admin: KafkaAdmin | undefined;
+  const runners: RunnerProcess[] = [];
+  beforeAll(async () => {
+    broker = await startThrowawayKafka();
+    kafka = createKafka({ brokers: [broker.brokers], clientId });
+    admin = new KafkaAdmin({ brokers: [broker.brokers], clientId, timeoutMs: 30_000 });
+  }, 240_000);
+  afterAll(async () => {
+    await Promise.all(runners.map((r) => r.stop('SIGKILL')));
+    await admin?.close().catch(() => {});
+    await broker?.stop();
+  }, 120_000);
+  const set = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the throwaway Kafka fixture is used before its beforeAll ran');
+    return value;
+  };
+  return {
+    get broker() {
+      return set(broker);
+    },
+    get kafka() {
+      return set(kafka);
+    },
+    get admin() {
+      return set(admin);
+    },
+    track(runner) {
+      runners.push(runner);
+      return runner;
+    },
   };
 }
