@@ -225,22 +225,22 @@ export interface RunResult {
   extra: Record<string, number>;
 }
 
-interface Clock {
+export interface Clock {
   t0: number;
   cpu0: NodeJS.CpuUsage;
   elu0: ReturnType<typeof performance.eventLoopUtilization>;
 }
 
-function startClock(): Clock {
+export function startClock(): Clock {
   return { t0: performance.now(), cpu0: process.cpuUsage(), elu0: performance.eventLoopUtilization() };
 }
 
-function readClock(c: Clock): { ms: number; cpuMs: number; mainElu: number } {
+export function readClock(c: Clock): { ms: number; cpuMs: number; mainElu: number } {
   const cpu = process.cpuUsage(c.cpu0);
   return { ms: performance.now() - c.t0, cpuMs: (cpu.user + cpu.system) / 1000, mainElu: performance.eventLoopUtilization(c.elu0).utilization };
 }
 
-function deadline<T>(what: string, promise: Promise<T>, ms: number, progress: () => string): Promise<T> {
+export function deadline<T>(what: string, promise: Promise<T>, ms: number, progress: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
@@ -423,7 +423,8 @@ export async function runConveyor(o: ConveyorOptions): Promise<RunResult & { con
   };
 }
 
-function result(
+/** A RunResult from a run's times and counts (shared by the benchmarks' own contenders). */
+export function result(
   contender: 'bare' | 'conveyor', run: number, group: string, messages: number, t0: number, firstAt: number, firstCount: number, doneAt: number,
   measured: { ms: number; cpuMs: number; mainElu: number }, committed: number, extra: Record<string, number>,
 ): RunResult {
