@@ -16,7 +16,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../dist/config/load.js';
 import type { ConveyorConfig } from '../../dist/config/schema.js';
 import { KafkaAdmin } from '../../dist/kafka/admin.js';
-import { createKafka, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
+import { createKafka, type Consumer, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
 import { Runtime } from '../../dist/runtime.js';
 
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -268,16 +268,10 @@ export interface BareOptions {
   timeoutMs?: number;
 }
 
-/**
- * The bare client: one consumer group, eachBatch (no-op, or `work` per message in order) or eachMessage
- * (`eachMessage`, several partitions at once), offsets committed manually every commit.intervalMs (as Conveyor
- * does) and once at the end.
- */
-export async function runBare(o: BareOptions): Promise<RunResult> {
-  const { config, topic } = o;
+/** A bare consumer with the settings Conveyor's consumers use (read from `config`), manual commits, from the beginning. */
+export function bareConsumer(kafka: Kafka, config: ConveyorConfig, group: string): Consumer {
   const k = config.kafka;
-  const group = `bench.${runId}.bare-${o.run}`;
-  const consumer = o.kafka.consumer({
+  return kafka.consumer({
     kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
     'group.id': group,
     'session.timeout.ms': k.instanceId ? k.sessionTimeoutMs : k.dynamicSessionTimeoutMs,
@@ -287,6 +281,17 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
     'auto.offset.reset': 'earliest',
     'js.consumer.max.batch.size': k.maxBatchSize,
   } as never);
+}
+
+/**
+ * The bare client: one consumer group, eachBatch (no-op, or `work` per message in order) or eachMessage
+ * (`eachMessage`, several partitions at once), offsets committed manually every commit.intervalMs (as Conveyor
+ * does) and once at the end.
+ */
+export async function runBare(o: BareOptions): Promise<RunResult> {
+  const { config, topic } = o;
+  const group = `bench.${runId}.bare-${o.run}`;
+  const consumer = bareConsumer(o.kafka, config, group);
   const next = new Map<number, bigint>(); // partition → offset to commit (last handled + 1)
   let count = 0;
   let firstAt = 0;
