@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { deriveMemoryPlan } from '../dist/config/memory-budget.js';
+import { discoverHandlers } from '../dist/handlers/discover.js';
 import { Runtime } from '../dist/runtime.js';
 import { burn, burnRate, calibrate } from './lib/burn.ts';
 import {
@@ -240,10 +241,14 @@ interface Drain {
   afterPair?: () => Promise<void>;
 }
 
+function queueName(scenario: Scenario, contender: 'bare' | 'conveyor'): string {
+  return `conveyor.bench.rabbitmq.${runId}.${scenario}.${contender}`;
+}
+
 /** Alternates bare and Conveyor, each on a freshly filled queue (one per contender: the handler's queue name is fixed at import). */
 async function drain(args: Args, d: Drain): Promise<RunResult[]> {
   const runs: RunResult[] = [];
-  const queues = { bare: `conveyor.bench.rabbitmq.${runId}.${d.scenario}.bare`, conveyor: `conveyor.bench.rabbitmq.${runId}.${d.scenario}.conveyor` };
+  const queues = { bare: queueName(d.scenario, 'bare'), conveyor: queueName(d.scenario, 'conveyor') };
   try {
     for (let i = 1; i <= args.runs; i++) {
       for (const contender of ['bare', 'conveyor'] as const) {
@@ -336,8 +341,12 @@ async function main(): Promise<void> {
   const tables: string[] = [];
 
   if (args.scenarios.includes('noop')) {
-    const barePrefetch = args.barePrefetch ?? plan.queuePrefetch(1, 1); // what rabbit-noop (no concurrency, no prefetch) gets
-    const runs = await drain(args, { scenario: 'noop', messages: args.noopMessages, barePrefetch, handlersDir: join(BENCH_DIR, 'handlers', 'rabbit-noop') });
+    const handlersDir = join(BENCH_DIR, 'handlers', 'rabbit-noop');
+    // the bare consumer gets the prefetch Conveyor gives rabbit-noop (no concurrency, no prefetch declared)
+    process.env.BENCH_QUEUE = queueName('noop', 'conveyor'); // read once, when the handler module is first imported
+    const spec = (await discoverHandlers(handlersDir, probe))[0]!.queue!;
+    const barePrefetch = args.barePrefetch ?? plan.queuePrefetch(spec.prefetch, spec.concurrency);
+    const runs = await drain(args, { scenario: 'noop', messages: args.noopMessages, barePrefetch, handlersDir });
     const m = medians(runs);
     target(targets, 'noop: conveyor / bare >= 0.8', m.conveyor / m.bare, 0.8);
     tables.push(`noop: ${args.noopMessages.toLocaleString('en-US')} × ${args.size} B, no-op; Conveyor default settings, bare prefetch ${barePrefetch}\n${table(RUN_HEADERS, runRows(runs))}\n` +
