@@ -305,7 +305,10 @@ async function main(args: Args): Promise<void> {
   const goal = 1.1 * med('bare', 'p99');
   const met = p99 <= goal;
   const targets = Number.isFinite(p99) && Number.isFinite(goal) ? [{ name: 'conveyor p99 <= 1.1 × bare p99 (ms)', value: round(p99, 3), target: round(goal, 3), met }] : [];
-  for (const t of targets) console.log(`\nconveyor p99 ${t.value} ms ${t.met ? 'meets' : 'MISSES'} the target (<= 1.1 × bare p99 = ${t.target} ms)`);
+  const perRun = runs.map((r) => round((r.results.conveyor?.p99 ?? Number.NaN) / (r.results.bare?.p99 ?? Number.NaN), 3));
+  for (const t of targets) {
+    console.log(`\nconveyor p99 ${t.value} ms ${t.met ? 'meets' : 'MISSES'} the target (<= 1.1 × bare p99 = ${t.target} ms); p99 conveyor / bare per run: ${perRun.join(', ')}`);
+  }
   console.log('');
   const summary = (c: Contender): Record<string, number> => ({ p50: round(med(c, 'p50'), 3), p99: round(med(c, 'p99'), 3), max: round(med(c, 'max'), 3), mean: round(med(c, 'mean'), 3) });
   emit('latency', {
@@ -317,6 +320,7 @@ async function main(args: Args): Promise<void> {
     bare_ms: summary('bare'),
     conveyor_ms: summary('conveyor'),
     p99_ratio: round(p99 / med('bare', 'p99'), 3),
+    p99_ratios_per_run: perRun,
     targets,
     load_average: loadAverage(),
     ...environment(config),

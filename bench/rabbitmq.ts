@@ -434,13 +434,15 @@ async function main(): Promise<void> {
     const p99 = med('conveyor', 'p99');
     const goal = 2 * med('bare', 'p99');
     if (Number.isFinite(p99) && Number.isFinite(goal)) targets.push({ name: 'latency: conveyor p99 <= 2 × bare p99 (ms)', value: round(p99, 2), target: round(goal, 2), met: p99 <= goal });
+    const perRun = results.map((r) => round(r.conveyor.p99 / r.bare.p99, 3));
     tables.push(`latency: ${args.rate} msgs/s for ${args.durationS} s, both at once, prefetch 8, first ${args.warmupS} s left out; median of ${results.length} run(s), ms\n` +
-      table(['', 'bare', 'conveyor', 'conveyor / bare'], rows));
+      `${table(['', 'bare', 'conveyor', 'conveyor / bare'], rows)}\np99 conveyor / bare per run: ${perRun.join(', ')}`);
     out.latency = {
       rate: args.rate, duration_s: args.durationS, warmup_s: args.warmupS, prefetch: 8,
       bare_ms: { p50: round(med('bare', 'p50'), 3), p99: round(med('bare', 'p99'), 3), max: round(med('bare', 'max'), 3) },
       conveyor_ms: { p50: round(med('conveyor', 'p50'), 3), p99: round(med('conveyor', 'p99'), 3), max: round(med('conveyor', 'max'), 3) },
       p99_ratio: round(p99 / med('bare', 'p99'), 3),
+      p99_ratios_per_run: perRun,
       runs: results.map((r) => ({ run: r.run, sent: r.sent, bare: roundAll(r.bare), conveyor: roundAll(r.conveyor) })),
     };
   }
