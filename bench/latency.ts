@@ -19,7 +19,6 @@
  *
  *   bash bench/run.sh latency [--rate N] [--duration-s S] [--warmup-s S] [--partitions N] [--runs N] [--only bare|conveyor]
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -28,7 +27,7 @@ import { Runtime } from '../dist/runtime.js';
 import {
   BENCH_DIR, bareConsumer, benchAdmin, benchConfig, benchKafka, deadline, deleteTopic, emit, environment, loadAverage, logger, median, round, runId, runMain, table,
 } from './lib/common.ts';
-import { collectLatencies, nowMs, recordHandled, summarise, type LatencySummary, type Stamp } from './lib/latency.ts';
+import { nowMs, recordHandled, serveContender, spawnContender, type ContenderSummary, type LatencySummary, type Stamp } from './lib/latency.ts';
 
 const CONTENDERS = ['bare', 'conveyor'] as const;
 type Contender = (typeof CONTENDERS)[number];
@@ -86,76 +85,53 @@ environment: any Conveyor setting applies to the Conveyor consumer (kafka.maxBat
   };
 }
 
-type Summary = LatencySummary & { received: number; duplicates: number };
-
 // ------------------------------------------------------------------------------------------- child side
 
-/**
- * One contender in a process of its own: joins its group, says `{"ready":true}` once every partition is assigned,
- * records every message it handles, and when the parent sends `{"total","from"}` (production finished) waits for
- * `total` messages and answers with its summary of those sent at or after `from`.
- */
+/** One contender in a process of its own (bench/lib/latency.ts, serveContender). */
 async function child(contender: Contender, topic: string, partitions: number, run: number): Promise<void> {
   const kafka = benchKafka(`conveyor-bench-latency-${runId}`);
   const config = benchConfig(join(BENCH_DIR, 'handlers', 'latency'), `${runId}.latency-${run}`);
-  const collected = collectLatencies();
-  const say = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
-  const order = new Promise<{ total: number; from: number }>((resolve) => {
-    let buffered = '';
-    process.stdin.on('data', (d: Buffer) => {
-      buffered += d.toString('utf8');
-      if (buffered.includes('\n')) resolve(JSON.parse(buffered.split('\n')[0]!) as { total: number; from: number });
-    });
-  });
   let assigned: () => number;
-  let stop: () => Promise<void>;
-  const cpu0 = process.cpuUsage();
-  if (contender === 'bare') {
-    const consumer = bareConsumer(kafka, config, `bench.${runId}.latency-bare-${run}`);
-    // offsets committed every commit.intervalMs, as Conveyor does
-    const next = new Map<number, string>();
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic] });
-    await consumer.run({
-      partitionsConsumedConcurrently: partitions,
-      eachMessage: async ({ partition, message }) => {
-        recordHandled('bare', JSON.parse(message.value!.toString('utf8')) as Stamp);
-        next.set(partition, (BigInt(message.offset) + 1n).toString());
-      },
-    });
-    const timer = setInterval(() => {
-      if (next.size === 0) return;
-      const offsets = [...next].map(([partition, offset]) => ({ topic, partition, offset }));
-      next.clear();
-      consumer.commitOffsets(offsets).catch((err: unknown) => logger.warn({ err }, 'bare commit failed'));
-    }, config.commit.intervalMs);
-    assigned = () => consumer.assignment().length;
-    stop = async () => {
-      clearInterval(timer);
-      await consumer.disconnect();
-    };
-  } else {
-    const runtime = await Runtime.create(config, logger);
-    let count = 0;
-    runtime.events.on('partitions.assigned', (e) => (count += e.partitions.length));
-    runtime.events.on('partitions.revoked', (e) => (count -= e.partitions.length));
-    await runtime.start();
-    assigned = () => count;
-    stop = () => runtime.stop();
-  }
-  await deadline('partition assignment', (async () => {
+  let stop: () => Promise<void> = async () => {};
+  const waitForAssignment = (): Promise<void> => deadline('partition assignment', (async () => {
     while (assigned() < partitions) await sleep(50);
   })(), 60_000, () => `${assigned()} of ${partitions}`);
-  say({ ready: true });
-  const { total, from } = await order;
-  const c = collected.by(contender);
-  await deadline(`${contender} consumer`, (async () => {
-    while (c.latencies.size < total) await sleep(20);
-  })(), 120_000, () => `${c.latencies.size} of ${total} handled`);
-  const cpu = process.cpuUsage(cpu0);
-  await stop();
-  collected.close();
-  say({ ...summarise(c, from), received: c.latencies.size, duplicates: c.duplicates, cpuUsPerMessage: (cpu.user + cpu.system) / total });
+  await serveContender(contender, async () => {
+    if (contender === 'bare') {
+      const consumer = bareConsumer(kafka, config, `bench.${runId}.latency-bare-${run}`);
+      // offsets committed every commit.intervalMs, as Conveyor does
+      const next = new Map<number, string>();
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic] });
+      await consumer.run({
+        partitionsConsumedConcurrently: partitions,
+        eachMessage: async ({ partition, message }) => {
+          recordHandled('bare', JSON.parse(message.value!.toString('utf8')) as Stamp);
+          next.set(partition, (BigInt(message.offset) + 1n).toString());
+        },
+      });
+      const timer = setInterval(() => {
+        if (next.size === 0) return;
+        const offsets = [...next].map(([partition, offset]) => ({ topic, partition, offset }));
+        next.clear();
+        consumer.commitOffsets(offsets).catch((err: unknown) => logger.warn({ err }, 'bare commit failed'));
+      }, config.commit.intervalMs);
+      assigned = () => consumer.assignment().length;
+      stop = async () => {
+        clearInterval(timer);
+        await consumer.disconnect();
+      };
+    } else {
+      const runtime = await Runtime.create(config, logger);
+      let count = 0;
+      runtime.events.on('partitions.assigned', (e) => (count += e.partitions.length));
+      runtime.events.on('partitions.revoked', (e) => (count -= e.partitions.length));
+      await runtime.start();
+      assigned = () => count;
+      stop = () => runtime.stop();
+    }
+    await waitForAssignment();
+  }, () => stop());
 }
 
 // ------------------------------------------------------------------------------------------- parent side
@@ -166,45 +142,7 @@ interface LatencyRun {
   /** From spawning the contenders until both had every partition assigned. */
   readyMs: number;
   produceMs: number;
-  results: Partial<Record<Contender, Summary & { cpuUsPerMessage: number }>>;
-}
-
-interface Child {
-  ready: Promise<void>;
-  result: Promise<Summary & { cpuUsPerMessage: number }>;
-  send(o: object): void;
-}
-
-function spawnChild(contender: Contender, topic: string, args: Args, run: number): Child {
-  const proc = spawn(process.execPath, [...process.execArgv, join(BENCH_DIR, 'latency.ts'), '--child', contender, '--topic', topic, '--partitions', String(args.partitions), '--runs', String(run)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  let buffered = '';
-  proc.stdout.on('data', (d: Buffer) => {
-    buffered += d.toString('utf8');
-    let at: number;
-    while ((at = buffered.indexOf('\n')) >= 0) {
-      lines.push(buffered.slice(0, at));
-      buffered = buffered.slice(at + 1);
-      for (const w of waiters.splice(0)) w();
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve));
-  const line = async (n: number): Promise<string> => {
-    while (lines.length <= n) {
-      const more = new Promise<void>((r) => waiters.push(r));
-      const code = await Promise.race([more.then(() => undefined), exited]);
-      if (code !== undefined && lines.length <= n) throw new Error(`${contender} exited with ${code}`);
-    }
-    return lines[n]!;
-  };
-  return {
-    ready: line(0).then(() => undefined),
-    result: line(1).then((l) => JSON.parse(l) as Summary & { cpuUsPerMessage: number }),
-    send: (o) => proc.stdin.write(`${JSON.stringify(o)}\n`),
-  };
+  results: Partial<Record<Contender, ContenderSummary>>;
 }
 
 async function measure(args: Args, run: number, topic: string, contenders: readonly Contender[]): Promise<LatencyRun> {
@@ -214,7 +152,8 @@ async function measure(args: Args, run: number, topic: string, contenders: reado
   await producer.connect();
   try {
     const t0 = performance.now();
-    const children = new Map(contenders.map((c) => [c, spawnChild(c, topic, args, run)] as const));
+    const script = join(BENCH_DIR, 'latency.ts');
+    const children = new Map(contenders.map((c) => [c, spawnContender(c, script, ['--child', c, '--topic', topic, '--partitions', String(args.partitions), '--runs', String(run)])] as const));
     await deadline('contenders ready', Promise.all([...children.values()].map((c) => c.ready)), 90_000, () => 'waiting for partition assignment');
     const readyMs = performance.now() - t0;
     await sleep(1000); // the consumers' first fetches (offset lookups) before the first message
@@ -235,7 +174,7 @@ async function measure(args: Args, run: number, topic: string, contenders: reado
     }
     await Promise.all(sending);
     const produceMs = nowMs() - start;
-    for (const c of children.values()) c.send({ total, from: start + args.warmupS * 1000 });
+    for (const c of children.values()) c.order(total, start + args.warmupS * 1000);
     const results: LatencyRun['results'] = {};
     for (const [c, child] of children) results[c] = await child.result;
     return { run, sent, readyMs, produceMs, results };

@@ -11,7 +11,7 @@
  *   cpu      2,000 messages, ~1 ms of SHA-256 each (bench/lib/burn.ts): Conveyor with concurrency 8
  *            (bench/handlers/rabbit-cpu) vs bare, prefetch 8, burning on its one thread. Target: speedup ≥ 0.9 × cores.
  *   latency  500 msgs/s for 20 s to a fanout exchange bound to two queues, one per contender, both consuming at the
- *            same time, prefetch 8 both (bench/handlers/rabbit-latency: concurrency 1, prefetch 8). End-to-end latency
+ *            same time, each in a process of its own, prefetch 8 both (bench/handlers/rabbit-latency: concurrency 1, prefetch 8). End-to-end latency
  *            (handled − published, bench/lib/latency.ts), the first 2 s left out. Target: conveyor p99 ≤ 2 × bare p99.
  *
  * noop, io and cpu: the contenders alternate (bare, conveyor, bare, …), each draining a queue filled just before
@@ -32,7 +32,7 @@ import {
   BENCH_DIR, RUN_HEADERS, benchConfig, deadline, emit, environment, loadAverage, logger, median, progressLine, readClock, result, round, runId, runJson, runMain, runRows,
   startClock, table, type RunResult,
 } from './lib/common.ts';
-import { collectLatencies, nowMs, recordHandled, summarise, type LatencySummary, type Stamp } from './lib/latency.ts';
+import { nowMs, recordHandled, serveContender, spawnContender, type ContenderSummary, type Stamp } from './lib/latency.ts';
 import { amqpUrl, deleteQueue, fillQueue, queueDepth } from './lib/rabbit.ts';
 
 const SCENARIOS = ['noop', 'io', 'cpu', 'latency'] as const;
@@ -53,6 +53,9 @@ interface Args {
   rate: number;
   durationS: number;
   warmupS: number;
+  /** Internal: one latency contender (a child process of the benchmark) on --queue. */
+  child: 'bare' | 'conveyor' | undefined;
+  queue: string | undefined;
 }
 
 function parse(): Args {
@@ -73,6 +76,8 @@ function parse(): Args {
       rate: { type: 'string' },
       'duration-s': { type: 'string' },
       'warmup-s': { type: 'string' },
+      child: { type: 'string' },
+      queue: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -112,6 +117,8 @@ environment: any Conveyor setting (CONVEYOR_POOL_SIZE, CONVEYOR_MEMORY_BUDGET_MB
     rate: int(values.rate, 500),
     durationS: int(values['duration-s'], 20),
     warmupS: int(values['warmup-s'], 2, 0),
+    child: values.child === 'bare' || values.child === 'conveyor' ? values.child : undefined,
+    queue: values.queue,
   };
 }
 
@@ -281,54 +288,71 @@ function medians(runs: readonly RunResult[]): { bare: number; conveyor: number; 
 interface LatencyRun {
   run: number;
   sent: number;
-  bare: LatencySummary & { received: number; duplicates: number };
-  conveyor: LatencySummary & { received: number; duplicates: number };
+  bare: ContenderSummary;
+  conveyor: ContenderSummary;
 }
 
-/** Both contenders consume at the same time, each from its own queue bound to one fanout exchange. */
+/** One latency contender in a process of its own (bench/lib/latency.ts, serveContender), consuming `queue`. */
+async function latencyChild(contender: 'bare' | 'conveyor', queue: string): Promise<void> {
+  let stop: () => Promise<void> = async () => {};
+  await serveContender(contender, async () => {
+    if (contender === 'bare') {
+      const connection = await amqp.connect(amqpUrl, { noDelay: true });
+      const channel = await connection.createChannel();
+      await channel.prefetch(8);
+      await channel.consume(queue, (m) => {
+        if (!m) return;
+        recordHandled('bare', JSON.parse(m.content.toString('utf8')) as Stamp);
+        channel.ack(m);
+      });
+      stop = async () => {
+        await channel.close().catch(() => {});
+        await connection.close().catch(() => {});
+      };
+    } else {
+      process.env.BENCH_QUEUE = queue;
+      const runtime = await Runtime.create(benchConfig(join(BENCH_DIR, 'handlers', 'rabbit-latency'), `${runId}.rabbit`), logger);
+      await runtime.start();
+      stop = () => runtime.stop();
+    }
+  }, () => stop());
+}
+
+/**
+ * Both contenders consume at the same time, each from its own queue bound to one fanout exchange, each in a process
+ * of its own; this process publishes.
+ */
 async function latencyRun(args: Args, run: number, exchange: string, queues: { bare: string; conveyor: string }): Promise<LatencyRun> {
   const total = args.rate * args.durationS;
-  const collected = collectLatencies();
+  const script = join(BENCH_DIR, 'rabbitmq.ts');
+  const children = {
+    bare: spawnContender('bare', script, ['--child', 'bare', '--queue', queues.bare]),
+    conveyor: spawnContender('conveyor', script, ['--child', 'conveyor', '--queue', queues.conveyor]),
+  };
   const connection = await amqp.connect(amqpUrl, { noDelay: true });
-  const publishChannel = await connection.createChannel();
-  const bareChannel = await connection.createChannel();
-  process.env.BENCH_QUEUE = queues.conveyor;
-  const runtime = await Runtime.create(benchConfig(join(BENCH_DIR, 'handlers', 'rabbit-latency'), `${runId}.rabbit`), logger);
   try {
-    await bareChannel.prefetch(8);
-    await bareChannel.consume(queues.bare, (m) => {
-      if (!m) return;
-      recordHandled('bare', JSON.parse(m.content.toString('utf8')) as Stamp);
-      bareChannel.ack(m);
-    });
-    await runtime.start();
+    const channel = await connection.createChannel();
+    await deadline('contenders ready', Promise.all([children.bare.ready, children.conveyor.ready]), 90_000, () => 'waiting for the consumers');
     await sleep(500);
-    // a steady rate: every tick, publish the messages due by now
+    // a steady rate: every millisecond or so, publish the messages due by now, each stamped as it is published
     const t0 = nowMs();
     let sent = 0;
     while (sent < total) {
       const due = Math.min(total, Math.floor(((nowMs() - t0) / 1000) * args.rate));
-      for (; sent < due; sent++) publishChannel.publish(exchange, '', Buffer.from(JSON.stringify({ seq: sent, sentAt: nowMs() } satisfies Stamp)));
+      for (; sent < due; sent++) channel.publish(exchange, '', Buffer.from(JSON.stringify({ seq: sent, sentAt: nowMs() } satisfies Stamp)));
       await sleep(1);
     }
-    const arrived = async (): Promise<void> => {
-      while (collected.by('bare').latencies.size < total || collected.by('conveyor').latencies.size < total) await sleep(20);
-    };
-    await deadline('latency run', arrived(), 60_000, () => `bare ${collected.by('bare').latencies.size}, conveyor ${collected.by('conveyor').latencies.size} of ${total}`);
-    const from = t0 + args.warmupS * 1000;
-    const of = (c: 'bare' | 'conveyor'): LatencyRun['bare'] => ({ ...summarise(collected.by(c), from), received: collected.by(c).latencies.size, duplicates: collected.by(c).duplicates });
-    return { run, sent, bare: of('bare'), conveyor: of('conveyor') };
+    children.bare.order(total, t0 + args.warmupS * 1000);
+    children.conveyor.order(total, t0 + args.warmupS * 1000);
+    return { run, sent, bare: await children.bare.result, conveyor: await children.conveyor.result };
   } finally {
-    await runtime.stop();
     await connection.close().catch(() => {});
-    collected.close();
   }
 }
 
 // ------------------------------------------------------------------------------------------- main
 
-async function main(): Promise<void> {
-  const args = parse();
+async function main(args: Args): Promise<void> {
   const cores = availableParallelism();
   const probe = benchConfig(join(BENCH_DIR, 'handlers', 'rabbit-noop'), 'probe');
   const plan = deriveMemoryPlan(probe, { kafkaConsumers: 0, queueConsumers: 1 }, cores);
@@ -416,11 +440,11 @@ async function main(): Promise<void> {
         await channel.assertQueue(q, { durable: true });
         await channel.bindQueue(q, exchange, '');
       }
-      console.log(`latency: ${args.rate} msgs/s for ${args.durationS} s to fanout exchange ${exchange}, both contenders at once (prefetch 8); the first ${args.warmupS} s left out`);
+      console.log(`latency: ${args.rate} msgs/s for ${args.durationS} s to fanout exchange ${exchange}, both contenders at once, each in a process of its own (prefetch 8); the first ${args.warmupS} s left out`);
       for (let i = 1; i <= args.runs; i++) {
         const r = await latencyRun(args, i, exchange, queues);
         results.push(r);
-        const line = (c: 'bare' | 'conveyor'): string => `${c} p50 ${round(r[c].p50, 2)} ms, p99 ${round(r[c].p99, 2)} ms, max ${round(r[c].max, 1)} ms (${r[c].count} measured)`;
+        const line = (c: 'bare' | 'conveyor'): string => `${c} p50 ${round(r[c].p50, 2)} ms, p99 ${round(r[c].p99, 2)} ms, max ${round(r[c].max, 1)} ms (${r[c].count} measured, process cpu ${round(r[c].cpuUsPerMessage)} µs/msg)`;
         console.log(`latency #${i}: ${line('bare')}; ${line('conveyor')}`);
       }
     } finally {
@@ -469,4 +493,8 @@ function roundAll<T extends object>(o: T): Record<string, number> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, round(v as number, 3)]));
 }
 
-runMain(main);
+runMain(async () => {
+  const args = parse();
+  if (args.child) await latencyChild(args.child, args.queue!);
+  else await main(args);
+});
