@@ -209,10 +209,10 @@ async function runConveyorRabbit(handlersDir: string, queue: string, expected: n
     await runtime.stop();
   }
   const left = await queueDepth(queue);
-  const prefetch = plan.queuePrefetch(spec.queue.prefetch, spec.queue.concurrency);
+  const prefetch = plan.queuePrefetch(spec.queue.prefetch, spec.concurrency);
   return {
     ...result('conveyor', run, queue, count, clock.t0, firstAt, firstCount, doneAt, measured, expected - left, {
-      concurrency: spec.queue.concurrency,
+      concurrency: spec.concurrency,
       prefetch,
       poolTasks: tasks,
       avgTaskMessages: count / tasks,
@@ -368,8 +368,8 @@ async function main(args: Args): Promise<void> {
     const handlersDir = join(BENCH_DIR, 'handlers', 'rabbit-noop');
     // the bare consumer gets the prefetch Conveyor gives rabbit-noop (no concurrency, no prefetch declared)
     process.env.BENCH_QUEUE = queueName('noop', 'conveyor'); // read once, when the handler module is first imported
-    const spec = (await discoverHandlers(handlersDir, probe))[0]!.queue!;
-    const barePrefetch = args.barePrefetch ?? plan.queuePrefetch(spec.prefetch, spec.concurrency);
+    const spec = (await discoverHandlers(handlersDir, probe))[0]!;
+    const barePrefetch = args.barePrefetch ?? plan.queuePrefetch(spec.queue!.prefetch, spec.concurrency);
     const runs = await drain(args, { scenario: 'noop', messages: args.noopMessages, barePrefetch, handlersDir });
     const m = medians(runs);
     target(targets, 'noop: conveyor / bare >= 0.8', m.conveyor / m.bare, 0.8);
