@@ -49,6 +49,11 @@ export class OffsetTracker {
     return true;
   }
 
+  /** Restored offsets are still to come (see `restoreCompleted`). */
+  get restoring(): boolean {
+    return this.restored !== undefined;
+  }
+
   /** Moves the restored cursor up to `offset`; acknowledges `offset` and returns true when it is one of them. */
   private passRestored(offset: bigint): boolean {
     const restored = this.restored!;
