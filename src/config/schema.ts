@@ -117,8 +117,10 @@ export interface ConveyorConfig {
   pool: {
     /** Worker threads; 0: os.availableParallelism(). */
     size: number;
-    /** Most consecutive messages of one partition in one worker task. */
+    /** Most messages in one worker task. */
     maxBatch: number;
+    /** Tasks one worker thread runs at once (their handlers interleave while they await). */
+    tasksPerThread: number;
     /** After a handler's timeout, how long it may take to return before its worker is terminated. */
     timeoutGraceMs: number;
   };
@@ -575,10 +577,16 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
   pool: {
     size: { doc: 'Worker threads; 0: os.availableParallelism().', format: integer(0, 256), default: 0, env: 'CONVEYOR_POOL_SIZE' },
     maxBatch: {
-      doc: 'Most consecutive messages of one partition handed to a worker in one task.',
+      doc: "Most messages handed to a worker in one task (a partition's consecutive messages, or several keys' or messages' that run at once).",
       format: integer(1, 10_000),
       default: 64,
       env: 'CONVEYOR_POOL_MAX_BATCH',
+    },
+    tasksPerThread: {
+      doc: 'Tasks one worker thread runs at once: their handlers interleave while they await I/O; more wait for a thread. CPU-bound handlers gain nothing above 1 and lose nothing either.',
+      format: integer(1, 1024),
+      default: 32,
+      env: 'CONVEYOR_POOL_TASKS_PER_THREAD',
     },
     timeoutGraceMs: {
       doc: "After a handler's timeout, how long it may take to return before its worker is terminated.",

@@ -3,7 +3,7 @@
  * everything else → a RuntimeFailure subclass. The class decides retries and goes into logs, metrics and
  * the dead-letter envelope.
  */
-import type { PoolTaskResult } from '../pool/worker-pool.ts';
+import type { MessageFailure } from '../pool/worker-pool.ts';
 import {
   BrokerFailure,
   DeserializationFailure,
@@ -14,7 +14,7 @@ import {
   type ErrorContext,
 } from './errors.ts';
 
-type Failure = NonNullable<PoolTaskResult['failure']>;
+type Failure = MessageFailure;
 
 /** The handler's own error as the worker saw it (name, message, stack), kept as the cause. */
 class ReportedError extends Error {

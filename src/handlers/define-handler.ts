@@ -91,11 +91,20 @@ export interface HandlerDeclaration<T = unknown> {
   /** RabbitMQ: type of `exchange` when it has to be declared (default `topic`). */
   readonly exchangeType?: 'direct' | 'topic' | 'fanout' | 'headers';
   /**
-   * RabbitMQ: messages handled at the same time. 1 (default): in order of delivery, one at a time. N: up to N
-   * in parallel, no order.
+   * Which messages may run at the same time (docs/runtime.md, "Order and parallelism"):
+   * - `partition` (default): one partition's messages one after another, each after the previous was acknowledged;
+   *   partitions run at the same time. A queue is one partition: in order of delivery, one at a time.
+   * - `key`: one key's messages one after another, in offset order; different keys of a partition at the same
+   *   time. Messages without a key are ordered among themselves as one key. RabbitMQ: the routing key.
+   * - `unordered`: any message at any time, up to `concurrency`.
+   */
+  readonly ordering?: 'partition' | 'key' | 'unordered';
+  /**
+   * Most runs of this handler at once in this process, 1-4096 (a run: one message, or consecutive messages of one
+   * partition or key). Kafka default 64. RabbitMQ default 1; above 1 the default ordering is `unordered`.
    */
   readonly concurrency?: number;
-  /** RabbitMQ: unacknowledged messages the broker may deliver ahead (basic.qos; default: `concurrency`). */
+  /** RabbitMQ: unacknowledged messages the broker may deliver ahead (basic.qos; default: the larger of 100 and 2 × concurrency). */
   readonly prefetch?: number;
   /** Kafka consumer group; defaults to one derived from the runner's group and the handler name. */
   readonly group?: string;

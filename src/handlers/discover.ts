@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { ConveyorConfig } from '../config/schema.ts';
 import { HandlerDeclarationError } from '../failure/errors.ts';
 import type { BackoffPolicy } from '../failure/backoff.ts';
+import { ORDERING_MODES, type OrderingMode } from '../scheduling/ordering.ts';
 import { isHandler, type Broker, type Deserializer, type Handler } from './define-handler.ts';
 
 /** A handler as the runtime uses it: declaration checked and defaults filled in from the config. */
@@ -23,6 +24,10 @@ export interface HandlerSpec {
   /** RabbitMQ handlers only. */
   readonly queue?: QueueSpec;
   readonly group: string;
+  /** Which of its messages may run at the same time (src/scheduling/). */
+  readonly ordering: OrderingMode;
+  /** Most runs of this handler at once in this process (each run: one message, or a partition's or key's consecutive ones). */
+  readonly concurrency: number;
   /** Retries after the first failed attempt. */
   readonly maxRetries: number;
   readonly backoff: BackoffPolicy;
@@ -38,8 +43,6 @@ export interface QueueSpec {
   readonly exchange?: string;
   readonly routingKey: string;
   readonly exchangeType: 'direct' | 'topic' | 'fanout' | 'headers';
-  /** Messages handled at once: 1 keeps the order of delivery. */
-  readonly concurrency: number;
   /** basic.qos: unacknowledged deliveries the broker may send ahead. */
   readonly prefetch: number;
 }
@@ -82,12 +85,12 @@ function queueProblems(d: Record<string, unknown>): string[] {
     if (d.exchange === undefined) problems.push('exchangeType needs an exchange: add exchange: "<name>"');
     else if (!EXCHANGE_TYPES.includes(d.exchangeType as never)) problems.push(`exchangeType must be one of ${EXCHANGE_TYPES.join(', ')}; got ${JSON.stringify(d.exchangeType)}`);
   }
-  if (d.concurrency !== undefined && !isIntIn(d.concurrency, 1, 256)) {
-    problems.push(`concurrency must be an integer from 1 (in order, one at a time) to 256; got ${JSON.stringify(d.concurrency)}`);
+  if (d.ordering === 'partition' && isIntIn(d.concurrency, 2, MAX_CONCURRENCY)) {
+    problems.push(`a queue is one ordered stream: ordering "partition" runs its messages one at a time, so concurrency ${d.concurrency as number} would never be used; declare ordering: "unordered" (any order) or "key" (in order per routing key), or leave concurrency out`);
   }
   if (d.prefetch !== undefined) {
     if (!isIntIn(d.prefetch, 1, 65_535)) problems.push(`prefetch must be an integer from 1 to 65535; got ${JSON.stringify(d.prefetch)}`);
-    else if (isIntIn(d.concurrency, 1, 256) && (d.prefetch as number) < (d.concurrency as number)) {
+    else if (isIntIn(d.concurrency, 1, MAX_CONCURRENCY) && (d.prefetch as number) < (d.concurrency as number)) {
       problems.push(`prefetch (${d.prefetch as number}) must be at least concurrency (${d.concurrency as number}), or some of the parallel slots never get a message`);
     }
   }
@@ -98,7 +101,14 @@ function queueProblems(d: Record<string, unknown>): string[] {
   return problems;
 }
 
-const RABBIT_ONLY = ['exchange', 'routingKey', 'exchangeType', 'concurrency', 'prefetch'] as const;
+const RABBIT_ONLY = ['exchange', 'routingKey', 'exchangeType', 'prefetch'] as const;
+
+/** Most runs of one handler at once in a process. */
+export const MAX_CONCURRENCY = 4096;
+/** A Kafka handler's default concurrency: every partition of a typical assignment progresses at once. */
+export const KAFKA_DEFAULT_CONCURRENCY = 64;
+/** A queue handler's default prefetch floor: enough deliveries ahead for the lane to hand workers micro-batches. */
+export const QUEUE_DEFAULT_PREFETCH = 100;
 
 /** Everything wrong with a declaration, one line each; empty when it is sound. Pure. */
 export function declarationProblems(decl: unknown): string[] {
@@ -116,6 +126,12 @@ export function declarationProblems(decl: unknown): string[] {
   if (d.queue !== undefined) problems.push(...queueProblems(d));
   else {
     for (const k of RABBIT_ONLY) if (d[k] !== undefined) problems.push(`${k} applies to RabbitMQ handlers only (declare queue: "<name>")`);
+  }
+  if (d.ordering !== undefined && !ORDERING_MODES.includes(d.ordering as OrderingMode)) {
+    problems.push(`ordering must be one of ${ORDERING_MODES.map((m) => `"${m}"`).join(', ')}; got ${JSON.stringify(d.ordering)}`);
+  }
+  if (d.concurrency !== undefined && !isIntIn(d.concurrency, 1, MAX_CONCURRENCY)) {
+    problems.push(`concurrency must be an integer from 1 to ${MAX_CONCURRENCY} (runs of this handler at once in the process); got ${JSON.stringify(d.concurrency)}`);
   }
   if (hasTopic && hasTopics) problems.push('declare either topic or topics, not both');
   if (!hasTopic && !hasTopics && d.queue === undefined) problems.push('declares no topic or queue: add topic: "<name>", topics: ["<name>", ...] or queue: "<name>"');
@@ -165,7 +181,9 @@ export function toSpec(decl: Handler, file: string, config: ConveyorConfig): Han
   const baseMs = decl.retry?.backoffMs ?? config.retry.backoffBaseSeconds * 1000;
   const maxMs = Math.max(baseMs, decl.retry?.maxBackoffMs ?? config.retry.backoffMaxSeconds * 1000);
   const deadLetter = decl.deadLetter;
-  const concurrency = decl.concurrency ?? 1;
+  // a queue is one ordered stream: by default it keeps the order of delivery, unless it was given concurrency
+  const concurrency = decl.concurrency ?? (queue !== undefined ? 1 : KAFKA_DEFAULT_CONCURRENCY);
+  const ordering: OrderingMode = decl.ordering ?? (queue !== undefined && concurrency > 1 ? 'unordered' : 'partition');
   return {
     name,
     file,
@@ -179,12 +197,13 @@ export function toSpec(decl: Handler, file: string, config: ConveyorConfig): Han
             ...(decl.exchange !== undefined ? { exchange: decl.exchange } : {}),
             routingKey: decl.routingKey ?? '#',
             exchangeType: decl.exchangeType ?? 'topic',
-            concurrency,
-            prefetch: decl.prefetch ?? concurrency,
+            prefetch: decl.prefetch ?? Math.min(65_535, Math.max(QUEUE_DEFAULT_PREFETCH, 2 * concurrency)),
           },
         }
       : {}),
     group: decl.group ?? `${config.kafka.environment}.${config.kafka.group}.${name}`,
+    ordering,
+    concurrency,
     maxRetries: decl.retry?.attempts ?? config.retry.maxAttempts,
     backoff: { baseMs, maxMs },
     timeoutMs: decl.timeoutMs ?? config.handlers.timeoutMs,

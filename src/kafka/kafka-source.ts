@@ -16,6 +16,7 @@ import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Instrumentation } from '../lanes/instrumentation.ts';
 import { LaneDriver, type EventSender } from '../lanes/lane-driver.ts';
 import { PartitionLane, type LaneRecord } from '../lanes/partition-lane.ts';
+import { ConcurrencySlots } from '../scheduling/concurrency-slots.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
 import type { CommittedPosition } from './admin.ts';
@@ -100,6 +101,8 @@ export class KafkaSource {
   private readonly deps: KafkaSourceDeps;
   private readonly log: Logger;
   private readonly partitions = new Map<string, PartitionState>();
+  /** The handler's concurrency, shared by the lanes of all its partitions. */
+  private readonly slots: ConcurrencySlots;
   private consumer: Consumer | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
   /** One commit in flight at most, one coalesced behind it (commit()). */
@@ -122,6 +125,7 @@ export class KafkaSource {
     this.config = config;
     this.deps = deps;
     this.log = deps.logger.child({ handler: spec.name, group: spec.group });
+    this.slots = new ConcurrencySlots(spec.concurrency);
   }
 
   /** Partitions this member currently owns. */
@@ -204,7 +208,7 @@ export class KafkaSource {
   private state(topic: string, partition: number): PartitionState {
     let state = this.partitions.get(key(topic, partition));
     if (!state) {
-      const lane = new PartitionLane(topic, partition, this.deps.memory.laneLimits(this.partitions.size + 1));
+      const lane = new PartitionLane(topic, partition, this.deps.memory.laneLimits(this.partitions.size + 1), this.spec.ordering);
       const tracker = new OffsetTracker();
       const driver = new LaneDriver(lane, this.spec, {
         pool: this.deps.pool,
@@ -214,6 +218,7 @@ export class KafkaSource {
         events: this.deps.events,
         logger: this.deps.logger,
         maxBatch: this.config.pool.maxBatch,
+        slots: this.slots,
         onDrained: (l) => this.maybeResume(l),
       });
       state = { lane, tracker, driver };

@@ -1,8 +1,11 @@
 /**
- * Drives one PartitionLane through the pool: hands the worker micro-batches of consecutive messages,
- * acknowledges what succeeded, retries the failed head in-lane (order kept: nothing behind it starts),
- * then dead-letters it and acknowledges only after the broker confirmed the dead letter.
- * While a lane waits (retry delay, dead-letter outage), other lanes run on.
+ * Drives one PartitionLane through the pool. Whenever the lane could start something — a record arrived, a unit
+ * finished, a retry delay passed, a concurrency slot came free — it asks the lane's ordering for the units that may
+ * start now (src/scheduling/) and hands them to the pool as one micro-batch, up to the handler's free concurrency
+ * slots; several batches of a lane may run at once (key, unordered; partition runs one). Each message's outcome is
+ * settled by itself: handled → its published events are sent, then it is acknowledged; failed → it stays taken
+ * (holding back what its ordering says) while it waits for its retry, or is dead-lettered and then acknowledged.
+ * While one record waits (retry delay, dead-letter outage), whatever its ordering allows runs on.
  */
 import { backoffDelay, sleep } from '../failure/backoff.ts';
 import { classifyFailure, errorType } from '../failure/classify.ts';
@@ -12,9 +15,11 @@ import type { Broker } from '../handlers/define-handler.ts';
 import type { HandlerSpec } from '../handlers/discover.ts';
 import type { Logger } from '../ops/logger.ts';
 import { capText, FAILURE_REASON_LIMIT } from '../failure/text-limits.ts';
-import type { PublishedEvent } from '../pool/protocol.ts';
-import type { WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
+import { Outcome, type PublishedEvent } from '../pool/protocol.ts';
+import type { MessageFailure, WorkerPool, PoolTaskResult } from '../pool/worker-pool.ts';
 import type { PublishMessage } from '../publish/kafka-publisher.ts';
+import type { ConcurrencySlots } from '../scheduling/concurrency-slots.ts';
+import type { Unit } from '../scheduling/ordering.ts';
 import type { Instrumentation } from './instrumentation.ts';
 import type { LaneRecord, PartitionLane } from './partition-lane.ts';
 
@@ -30,19 +35,21 @@ export interface LaneDriverDeps {
   readonly publishers: Readonly<Record<Broker, EventSender>>;
   /**
    * Acknowledges a record that was handled or dead-lettered (Kafka: mark its offset committable; RabbitMQ: ack
-   * the delivery). Called once per record, in lane order.
+   * the delivery). Called once per record, in whatever order the records finish.
    */
   readonly acknowledge: (record: LaneRecord) => void;
   /**
    * RabbitMQ: hands a failed record to a delayed retry outside the lane (a retry queue) and resolves once the
    * broker holds it; the lane then acknowledges the record and goes on. Without it (Kafka), the lane waits the
-   * delay itself and retries the record in place, keeping the partition's order.
+   * delay itself and retries the record in place, holding back what its ordering says.
    */
   readonly retryLater?: (record: LaneRecord, nextAttempt: number, delayMs: number, error: ConveyorError) => Promise<void>;
   readonly events: Instrumentation;
   readonly logger: Logger;
-  /** Max consecutive messages per worker task. */
+  /** Max messages per worker task. */
   readonly maxBatch: number;
+  /** The handler's concurrency, shared by all its lanes in this process. */
+  readonly slots: ConcurrencySlots;
   /** Called whenever the lane shrank, so the source can resume a paused partition. */
   readonly onDrained: (lane: PartitionLane) => void;
 }
@@ -52,10 +59,14 @@ export class LaneDriver {
   private readonly spec: HandlerSpec;
   private readonly deps: LaneDriverDeps;
   private readonly stopping = new AbortController();
-  private running: Promise<void> | undefined;
-  /** Attempt number of the message at the head of the lane. */
-  private headAttempt = 1;
+  /** Batches with the pool, and failed records being retried or dead-lettered: stop() waits for them. */
+  private readonly work = new Set<Promise<void>>();
+  /** Attempt number of records that failed at least once (Kafka: the lane counts attempts itself). */
+  private readonly attempts = new Map<bigint, number>();
+  /** Records that were running when their thread died beside other tasks: each runs again alone (WorkerPool.run). */
+  private readonly suspects = new Set<bigint>();
   private readonly log: Logger;
+  private readonly wake = (): void => this.kick();
 
   constructor(lane: PartitionLane, spec: HandlerSpec, deps: LaneDriverDeps) {
     this.lane = lane;
@@ -64,33 +75,66 @@ export class LaneDriver {
     this.log = deps.logger.child({ handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition });
   }
 
-  /** Starts the lane's loop if it is idle and has work. */
-  kick(): void {
-    if (this.running || this.lane.closed || this.lane.size === 0) return;
-    this.running = this.loop()
-      .catch((err: unknown) => {
-        // Invariant 6: nothing escapes. A bug here must not kill the process; the lane stops, offsets stay put.
-        this.log.error({ err }, 'lane stopped by an unexpected error; its messages stay uncommitted');
-      })
-      .finally(() => {
-        this.running = undefined;
-        this.lane.busy = false;
-        if (!this.stopping.signal.aborted) this.kick();
-      });
+  /** Units or failed records being worked on. */
+  get busy(): boolean {
+    return this.work.size > 0;
   }
 
-  /** Stops taking work; waits for the batch in flight (if any) up to `deadlineMs`. True if it finished. */
+  /** Starts whatever the lane's ordering and the free concurrency slots allow, as micro-batches. */
+  kick(): void {
+    const { lane, deps } = this;
+    while (!lane.closed && !this.stopping.signal.aborted && lane.waiting > 0) {
+      const free = deps.slots.available;
+      if (free <= 0) {
+        deps.slots.wait(this.wake);
+        return;
+      }
+      const units = lane.take(deps.maxBatch, Math.min(free, deps.maxBatch), deps.slots.limit);
+      if (units.length === 0) return;
+      deps.slots.acquire(units.length);
+      // a unit holding a suspect (it was running when its thread died beside others) runs alone on a thread
+      const shared = this.suspects.size === 0 ? units : units.filter((u) => !u.some((r) => this.suspects.has(r.offset)));
+      if (shared.length < units.length) {
+        for (const unit of units) if (!shared.includes(unit)) this.track(this.runBatch([unit], true).finally(() => deps.slots.release(1)));
+      }
+      // units that may run at once are spread over the threads: CPU-bound handlers use every core
+      const tasks = Math.min(shared.length, deps.pool.size);
+      const perTask = Math.ceil(shared.length / Math.max(1, tasks));
+      for (let at = 0; at < shared.length; at += perTask) {
+        const share = shared.slice(at, at + perTask);
+        this.track(this.runBatch(share).finally(() => deps.slots.release(share.length)));
+      }
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    const guarded = work.catch((err: unknown) => {
+      // Invariant 6: nothing escapes. A bug here must not kill the process; the records stay unacknowledged.
+      this.log.error({ err }, 'lane work stopped by an unexpected error; its messages stay uncommitted');
+    });
+    this.work.add(guarded);
+    void guarded.finally(() => {
+      this.work.delete(guarded);
+      this.kick();
+    });
+  }
+
+  /** Stops taking work; waits for the work in flight (if any) up to `deadlineMs`. True if it finished. */
   async stop(deadlineMs: number): Promise<boolean> {
     if (!this.lane.closed) {
       const bytes = this.lane.bytes;
       const dropped = this.lane.close();
-      this.log.debug({ dropped, bytes }, 'lane closed; queued messages dropped uncommitted (the next owner reads them again)');
+      this.log.debug({ dropped, bytes }, 'lane closed; what it held is dropped uncommitted (the next owner reads it again)');
     }
+    this.deps.slots.leave(this.wake);
     this.stopping.abort(new Error('lane stopped'));
-    if (!this.running) return true;
+    if (this.work.size === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
-      this.running.then(() => true),
+      (async () => {
+        while (this.work.size > 0) await Promise.all([...this.work]);
+        return true;
+      })(),
       new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs))),
     ]);
     clearTimeout(timer);
@@ -101,140 +145,190 @@ export class LaneDriver {
     return { topic: this.lane.topic, partition: this.lane.partition, offset, handler: this.spec.name, file: this.spec.file, group: this.spec.group };
   }
 
-  /**
-   * Sends the events completed messages published (ctx.publish), in order, before they are acknowledged. If
-   * sending fails, the batch ends before that message, which then fails as a BrokerFailure (and is retried).
-   */
-  private async sendPublished(result: PoolTaskResult): Promise<PoolTaskResult> {
-    if (!result.published) return result;
-    for (let i = 0; i < result.completed; i++) {
-      const events = result.published[i];
-      if (!events || events.length === 0) continue;
-      try {
-        for (const [broker, topic, group] of consecutiveByDestination(events)) {
-          await this.deps.publishers[broker].publish(topic, group.map((e) => ({
-            key: e.key, value: e.value,
-            ...(e.headers ? { headers: e.headers } : {}),
-            ...(e.partition !== undefined ? { partition: e.partition } : {}),
-          })));
-        }
-      } catch (err) {
-        return {
-          completed: i,
-          failure: { kind: 'publish', name: 'BrokerFailure', message: `events published by the handler could not be sent: ${(err as Error).message}` },
-        };
-      }
-    }
-    return result;
+  private attemptOf(record: LaneRecord): number {
+    return this.attempts.get(record.offset) ?? record.attempt ?? 1;
   }
 
-  private async loop(): Promise<void> {
+  private async runBatch(units: Array<Unit<LaneRecord>>, exclusive = false): Promise<void> {
     const { lane, spec, deps } = this;
-    const signal = this.stopping.signal;
-    while (!lane.closed && lane.size > 0) {
-      lane.busy = true;
-      const batch = lane.peekBatch(deps.maxBatch);
-      const started = performance.now();
-      // RabbitMQ deliveries carry their own attempt number; a Kafka lane counts the head's attempts itself
-      let attempts: number[] | undefined;
-      if (deps.retryLater) {
-        this.headAttempt = batch[0]!.attempt ?? 1;
-        if (batch.some((r) => (r.attempt ?? 1) > 1)) attempts = batch.map((r) => r.attempt ?? 1);
+    const records = units.length === 1 ? units[0]! : units.flat();
+    let attempts: number[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const a = this.attemptOf(records[i]!);
+      if (a !== 1) (attempts ??= new Array<number>(records.length).fill(1))[i] = a;
+    }
+    const started = performance.now();
+    const result = await deps.pool.run({
+      url: spec.url,
+      handler: spec.name,
+      topic: lane.topic,
+      partition: lane.partition,
+      deserialize: spec.deserialize,
+      timeoutMs: spec.timeoutMs,
+      ...(attempts ? { attempts } : {}),
+      ...(units.length > 1 ? { units: units.map((u) => u.length) } : {}),
+      broker: spec.broker,
+      messages: records,
+    }, { exclusive });
+    // Each unit settles by itself: its handled messages are acknowledged (even if the lane was revoked meanwhile:
+    // the revoke waits for this batch and commits them), its first failure is retried or dead-lettered, and what
+    // it did not run waits again.
+    let at = 0;
+    const handled: LaneRecord[] = [];
+    const durations: number[] = [];
+    const settling: Array<Promise<void>> = [];
+    for (const unit of units) {
+      settling.push(this.settleUnit(unit, at, result, handled, durations));
+      at += unit.length;
+    }
+    await Promise.all(settling);
+    if (handled.length > 0) {
+      let first = handled[0]!;
+      let last = first;
+      for (const r of handled) {
+        if (r.offset < first.offset) first = r;
+        if (r.offset > last.offset) last = r;
       }
-      const result = await this.sendPublished(await deps.pool.run({
-        url: spec.url,
-        handler: spec.name,
-        topic: lane.topic,
-        partition: lane.partition,
-        deserialize: spec.deserialize,
-        timeoutMs: spec.timeoutMs,
-        firstAttempt: this.headAttempt,
-        ...(attempts ? { attempts } : {}),
-        broker: spec.broker,
-        messages: batch,
-      }));
-      // Acknowledge what the worker completed, even if the lane was revoked meanwhile: the revoke waits
-      // for this batch and commits it.
-      for (let i = 0; i < result.completed; i++) deps.acknowledge(batch[i]!);
-      if (result.completed > 0) {
-        const last = batch[result.completed - 1]!;
-        deps.events.emit('messages.handled', {
-          handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition,
-          offset: batch[0]!.offset.toString(), lastOffset: last.offset.toString(), count: result.completed,
-          durationMs: performance.now() - started, durationsMs: result.durations,
-        });
-        this.headAttempt = 1;
-        if (!lane.closed) lane.release(result.completed);
-        deps.onDrained(lane);
-      }
-      if (!result.failure) continue;
+      deps.events.emit('messages.handled', {
+        handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition,
+        offset: first.offset.toString(), lastOffset: last.offset.toString(), count: handled.length,
+        durationMs: performance.now() - started, durationsMs: Float64Array.from(durations),
+      });
+      deps.onDrained(lane);
+    }
+  }
 
-      const record = batch[result.completed]!;
-      const offset = record.offset.toString();
-      const error = classifyFailure(result.failure, this.context(offset));
-      const event = { handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition, offset };
-      const deadLetterTopic = spec.deadLetterTopicFor(lane.topic);
-      const retriesDone = this.headAttempt - 1;
-      // Without a dead-letter topic (deadLetter: false) a message is retried until it succeeds.
-      if (deadLetterTopic === null || (error.retriable && retriesDone < spec.maxRetries)) {
-        const delayMs = backoffDelay(retriesDone, spec.backoff);
-        this.log.warn(
-          { offset, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), err: error },
-          `attempt ${this.headAttempt} failed, retrying in ${delayMs} ms`,
-        );
-        deps.events.emit('message.retry', { ...event, attempt: this.headAttempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: capText(error.message, FAILURE_REASON_LIMIT) });
-        if (deps.retryLater) {
-          const retryLater = deps.retryLater;
-          const next = this.headAttempt + 1;
-          if (!(await this.untilConfirmed('retry publish', offset, () => retryLater(record, next, delayMs, error)))) return;
-          this.finish(record);
-          continue;
+  private async settleUnit(unit: Unit<LaneRecord>, at: number, result: PoolTaskResult, handled: LaneRecord[], durations: number[]): Promise<void> {
+    const { lane, deps } = this;
+    for (let i = 0; i < unit.length; i++) {
+      const record = unit[i]!;
+      const outcome = result.outcomes[at + i];
+      if (outcome === Outcome.handled) {
+        const events = result.published?.[at + i];
+        if (events && events.length > 0) {
+          const failure = await this.sendPublished(events);
+          if (failure) {
+            this.failed(record, failure);
+            lane.giveBack(unit.slice(i + 1));
+            return;
+          }
         }
-        try {
-          await sleep(delayMs, signal);
-        } catch {
-          return; // revoked or shutting down: the message stays unacknowledged, the next owner retries it
-        }
-        this.headAttempt += 1;
+        deps.acknowledge(record);
+        this.attempts.delete(record.offset);
+        this.suspects.delete(record.offset);
+        lane.done(record);
+        handled.push(record);
+        durations.push(result.durations?.[at + i] ?? 0);
         continue;
       }
-
-      // Last attempt failed (or the failure is not worth retrying): dead-letter, then acknowledge.
-      const letter = buildDeadLetter({
-        deadLetterTopic, topic: lane.topic, partition: lane.partition, record, error,
-        retryCount: retriesDone, handler: spec.name, group: spec.group,
-      });
-      let written = letter;
-      const confirmed = await this.untilConfirmed('dead-letter publish', offset, async () => {
-        written = (await deps.deadLetters.publish(letter)) ?? letter;
-      }, (attempt, delayMs, err) => {
-        deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt, reason: (err as Error).message });
-        this.log.error(
-          { offset, deadLetterTopic, attempt, delayMs, err },
-          'dead-letter publish failed; the lane holds this message (nothing after it is acknowledged) and tries again',
-        );
-      });
-      if (!confirmed) return;
-      const omitted = written.envelope.original_message;
-      this.log.error(
-        {
-          offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error,
-          ...(omitted.value_omitted ? { valueOmitted: omitted.value_omitted, valueSize: omitted.value_size } : {}),
-          ...(omitted.headers_omitted ? { headersOmitted: omitted.headers_omitted, headersSize: omitted.headers_size } : {}),
-        },
-        // valueOmitted / headersOmitted: too large for the dead-letter topic; `conveyor dlq replay` reads them from the source
-        'message dead-lettered',
-      );
-      deps.events.emit('message.dead_lettered', { ...event, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error) });
-      this.finish(record);
+      if (outcome === Outcome.failed) {
+        this.suspects.delete(record.offset);
+        this.failed(record, result.failures?.[at + i] ?? { kind: 'crash', name: 'WorkerCrashed', message: 'the worker reported no reason' });
+        lane.giveBack(unit.slice(i + 1));
+        return;
+      }
+      if (outcome === Outcome.suspect) {
+        this.suspects.add(record.offset);
+        this.log.warn({ offset: record.offset.toString() }, 'its worker thread died while it ran beside other messages; it runs again alone to tell whether it was the cause');
+      }
+      lane.giveBack(unit.slice(i));
+      return;
     }
   }
 
-  /** The head record left the lane (dead-lettered, or handed to a delayed retry): acknowledge and release it. */
+  /**
+   * Sends the events a handled message published (ctx.publish), in order, before it is acknowledged. A failure to
+   * send fails the message as a BrokerFailure (it is retried, and publishes again).
+   */
+  private async sendPublished(events: readonly PublishedEvent[]): Promise<MessageFailure | undefined> {
+    try {
+      for (const [broker, topic, group] of consecutiveByDestination(events)) {
+        await this.deps.publishers[broker].publish(topic, group.map((e) => ({
+          key: e.key, value: e.value,
+          ...(e.headers ? { headers: e.headers } : {}),
+          ...(e.partition !== undefined ? { partition: e.partition } : {}),
+        })));
+      }
+      return undefined;
+    } catch (err) {
+      return { kind: 'publish', name: 'BrokerFailure', message: `events published by the handler could not be sent: ${(err as Error).message}` };
+    }
+  }
+
+  /** A record failed: it stays taken (holding back what its ordering says) until it is retried or dead-lettered. */
+  private failed(record: LaneRecord, failure: MessageFailure): void {
+    this.track(this.retryOrDeadLetter(record, failure));
+  }
+
+  private async retryOrDeadLetter(record: LaneRecord, failure: MessageFailure): Promise<void> {
+    const { lane, spec, deps } = this;
+    const signal = this.stopping.signal;
+    const attempt = this.attemptOf(record);
+    const offset = record.offset.toString();
+    const error = classifyFailure(failure, this.context(offset));
+    const event = { handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition, offset };
+    const deadLetterTopic = spec.deadLetterTopicFor(lane.topic);
+    const retriesDone = attempt - 1;
+    // Without a dead-letter topic (deadLetter: false) a message is retried until it succeeds.
+    if (deadLetterTopic === null || (error.retriable && retriesDone < spec.maxRetries)) {
+      const delayMs = backoffDelay(retriesDone, spec.backoff);
+      this.log.warn(
+        { offset, attempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), err: error },
+        `attempt ${attempt} failed, retrying in ${delayMs} ms`,
+      );
+      deps.events.emit('message.retry', { ...event, attempt, delayMs, errorClass: error.errorClass, errorType: errorType(error), reason: capText(error.message, FAILURE_REASON_LIMIT) });
+      if (deps.retryLater) {
+        const retryLater = deps.retryLater;
+        if (!(await this.untilConfirmed('retry publish', offset, () => retryLater(record, attempt + 1, delayMs, error)))) return;
+        this.finish(record);
+        return;
+      }
+      try {
+        await sleep(delayMs, signal);
+      } catch {
+        return; // revoked or shutting down: the message stays unacknowledged, the next owner retries it
+      }
+      this.attempts.set(record.offset, attempt + 1);
+      lane.giveBack([record]);
+      return; // track() kicks the lane
+    }
+
+    // Last attempt failed (or the failure is not worth retrying): dead-letter, then acknowledge.
+    const letter = buildDeadLetter({
+      deadLetterTopic, topic: lane.topic, partition: lane.partition, record, error,
+      retryCount: retriesDone, handler: spec.name, group: spec.group,
+    });
+    let written = letter;
+    const confirmed = await this.untilConfirmed('dead-letter publish', offset, async () => {
+      written = (await deps.deadLetters.publish(letter)) ?? letter;
+    }, (n, delayMs, err) => {
+      deps.events.emit('dead_letter.publish_failed', { ...event, deadLetterTopic, attempt: n, reason: (err as Error).message });
+      this.log.error(
+        { offset, deadLetterTopic, attempt: n, delayMs, err },
+        'dead-letter publish failed; the lane holds this message (what its ordering puts after it waits) and tries again',
+      );
+    });
+    if (!confirmed) return;
+    const omitted = written.envelope.original_message;
+    this.log.error(
+      {
+        offset, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error), correlationId: letter.envelope.correlation_id, err: error,
+        ...(omitted.value_omitted ? { valueOmitted: omitted.value_omitted, valueSize: omitted.value_size } : {}),
+        ...(omitted.headers_omitted ? { headersOmitted: omitted.headers_omitted, headersSize: omitted.headers_size } : {}),
+      },
+      // valueOmitted / headersOmitted: too large for the dead-letter topic; `conveyor dlq replay` reads them from the source
+      'message dead-lettered',
+    );
+    deps.events.emit('message.dead_lettered', { ...event, deadLetterTopic, retryCount: retriesDone, errorClass: error.errorClass, errorType: errorType(error) });
+    this.finish(record);
+  }
+
+  /** A failed record left the lane (dead-lettered, or handed to a delayed retry): acknowledge it. */
   private finish(record: LaneRecord): void {
     this.deps.acknowledge(record);
-    this.headAttempt = 1;
-    if (!this.lane.closed) this.lane.release(1);
+    this.attempts.delete(record.offset);
+    this.suspects.delete(record.offset);
+    this.lane.done(record);
     this.deps.onDrained(this.lane);
   }
 

@@ -1,9 +1,12 @@
 /**
- * One lane per (group, topic, partition): the queue of received messages waiting for the worker pool.
- * Pure bookkeeping (no I/O): what is queued, how many bytes, whether the partition should be paused or
- * resumed at the consumer, and which micro-batch to hand a worker next. At most one batch is out at a time.
+ * One lane per (group, topic, partition) — or per queue — holds the records received and not yet acknowledged:
+ * waiting, running, or waiting for a retry. Pure bookkeeping (no I/O): how many records and bytes it holds (its
+ * bound: the caller pauses the partition above it and resumes below the low-water mark), and, through the
+ * handler's ordering strategy (src/scheduling/), which of them may start now.
  */
 import type { IHeaders } from '../kafka/client.ts';
+import { createOrdering } from '../scheduling/create-ordering.ts';
+import type { Ordering, OrderingMode, Unit } from '../scheduling/ordering.ts';
 
 export interface LaneRecord {
   readonly offset: bigint;
@@ -21,9 +24,9 @@ export interface LaneRecord {
 }
 
 export interface LaneLimits {
-  /** Pause the partition above this many queued messages ... */
+  /** Pause the partition above this many records held (waiting, running or in retry) ... */
   readonly maxMessages: number;
-  /** ... or this many queued bytes. */
+  /** ... or this many bytes. */
   readonly maxBytes: number;
   /** Resume once both are below this fraction of their limit. */
   readonly resumeRatio: number;
@@ -34,38 +37,49 @@ export class PartitionLane {
   readonly partition: number;
   /** Replaced when the source re-divides its memory among its partitions (a rebalance). */
   limits: LaneLimits;
-  private readonly queue: LaneRecord[] = [];
-  private head = 0;
-  private queuedBytes = 0;
-  /** A batch is with a worker (or the lane is retrying / dead-lettering its head). */
-  busy = false;
+  private readonly ordering: Ordering<LaneRecord>;
+  private held = 0;
+  private heldBytes = 0;
   /** The consumer was asked to pause this partition. */
   paused = false;
   /** Revoked or shut down: takes nothing new. */
   closed = false;
 
-  constructor(topic: string, partition: number, limits: LaneLimits) {
+  constructor(topic: string, partition: number, limits: LaneLimits, ordering: OrderingMode = 'partition') {
     this.topic = topic;
     this.partition = partition;
     this.limits = limits;
+    this.ordering = createOrdering<LaneRecord>(ordering);
   }
 
+  get mode(): OrderingMode {
+    return this.ordering.mode;
+  }
+
+  /** Records held: received and not yet acknowledged. */
   get size(): number {
-    return this.queue.length - this.head;
+    return this.held;
   }
 
   get bytes(): number {
-    return this.queuedBytes;
+    return this.heldBytes;
+  }
+
+  /** Records waiting to start (the rest of `size` is running or waiting for a retry). */
+  get waiting(): number {
+    return this.ordering.waiting;
   }
 
   push(record: LaneRecord): void {
-    this.queue.push(record);
-    this.queuedBytes += record.size;
+    if (this.closed) return;
+    this.held += 1;
+    this.heldBytes += record.size;
+    this.ordering.add(record);
   }
 
   /** Above a limit and not yet paused: the caller should pause the partition. */
   shouldPause(): boolean {
-    return !this.paused && !this.closed && (this.size >= this.limits.maxMessages || this.queuedBytes >= this.limits.maxBytes);
+    return !this.paused && !this.closed && (this.held >= this.limits.maxMessages || this.heldBytes >= this.limits.maxBytes);
   }
 
   /** Paused and drained below the low-water mark: the caller should resume the partition. */
@@ -73,34 +87,38 @@ export class PartitionLane {
     return (
       this.paused &&
       !this.closed &&
-      this.size < this.limits.maxMessages * this.limits.resumeRatio &&
-      this.queuedBytes < this.limits.maxBytes * this.limits.resumeRatio
+      this.held < this.limits.maxMessages * this.limits.resumeRatio &&
+      this.heldBytes < this.limits.maxBytes * this.limits.resumeRatio
     );
   }
 
-  /** Up to `max` consecutive records from the head, left in the queue until `release`d. */
-  peekBatch(max: number): LaneRecord[] {
-    return this.queue.slice(this.head, this.head + Math.max(1, max));
+  /** Units of records that may start now (see Ordering.take); nothing once closed. */
+  take(maxRecords: number, maxUnits: number, concurrency?: number): Array<Unit<LaneRecord>> {
+    if (this.closed) return [];
+    return this.ordering.take(maxRecords, maxUnits, concurrency);
   }
 
-  /** Removes the first `count` records (acknowledged, or dead-lettered). */
-  release(count: number): void {
-    const end = Math.min(this.head + count, this.queue.length);
-    for (let i = this.head; i < end; i++) this.queuedBytes -= this.queue[i]!.size;
-    this.head = end;
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    }
+  /** A taken record left the lane: acknowledged (handled or dead-lettered, or handed to a delayed retry). */
+  done(record: LaneRecord): void {
+    if (this.closed) return;
+    this.held -= 1;
+    this.heldBytes -= record.size;
+    this.ordering.done(record);
   }
 
-  /** Drops everything queued (revocation, shutdown): none of it is acknowledged, so none of it is committed. */
+  /** Taken records that must run (again): they wait once more, in their order. */
+  giveBack(records: readonly LaneRecord[]): void {
+    if (this.closed || records.length === 0) return;
+    this.ordering.giveBack(records);
+  }
+
+  /** Drops everything held (revocation, shutdown): none of it is acknowledged, so none of it is committed. */
   close(): number {
-    const dropped = this.size;
+    const dropped = this.held;
     this.closed = true;
-    this.queue.length = 0;
-    this.head = 0;
-    this.queuedBytes = 0;
+    this.ordering.clear();
+    this.held = 0;
+    this.heldBytes = 0;
     return dropped;
   }
 }

@@ -1,10 +1,12 @@
 /**
- * The main thread ↔ worker protocol: one task is a micro-batch of consecutive messages of one lane;
- * the worker handles them in order and stops at the first failure.
+ * The main thread ↔ worker protocol: one task is a micro-batch of messages of one lane, laid out as units (runs of
+ * messages that must run one after another, e.g. one partition's consecutive messages, or one key's). The worker
+ * runs the units at the same time — their handlers interleave while they await — and the messages of a unit in
+ * order, stopping a unit at its first failure.
  *
- * Progress is shared memory, not messages: the worker stores how many messages it completed and when it
- * started the current one, so the main thread knows exactly which messages were handled even when it has
- * to terminate the worker (timeout) or the worker dies (crash).
+ * Progress is shared memory, not messages: the worker stores each message's state and when it started, so the
+ * main thread knows exactly which messages were handled even when it has to terminate the worker (timeout) or the
+ * worker dies (crash), and its watchdog sees which message overran.
  */
 import type { Broker, Deserializer } from '../handlers/define-handler.ts';
 
@@ -25,14 +27,14 @@ export interface HandlerTask {
   readonly partition: number;
   readonly deserialize: Deserializer;
   readonly timeoutMs: number;
-  /** Attempt number of the first message (a retry re-sends the failed message first); the rest are attempt 1 ... */
-  readonly firstAttempt: number;
-  /** ... unless each message carries its own (RabbitMQ: the attempt travels with the message, in a header). */
+  /** Attempt number of each message (1 on first delivery); absent: all are attempt 1. */
   readonly attempts?: readonly number[];
+  /** Lengths of the units the messages are laid out in, in order; absent: one unit of all the messages. */
+  readonly units?: readonly number[];
   /** Where ctx.publish sends by default: the broker the handler consumes from. */
   readonly broker?: Broker;
   readonly messages: readonly TaskMessage[];
-  /** Layout: Int32 [0] = messages completed, Int32 [1] = 1 once a completed message published events; Float64 [1] = Date.now() when the current message started. */
+  /** Per-message state and start time, written by the worker (createProgress / MessageState). */
   readonly progress: SharedArrayBuffer;
 }
 
@@ -154,6 +156,21 @@ export function isWorkerDeathReport(message: unknown): message is WorkerDeathRep
   return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[WORKER_DEATH] === true;
 }
 
+/** Marks a WorkerWarmReport among the messages a worker posts. */
+export const WORKER_WARM = 'conveyor.worker.warm';
+
+/** Posted by a worker thread once it imported every handler module, before it takes its first task. */
+export interface WorkerWarmReport {
+  readonly [WORKER_WARM]: true;
+  readonly threadId: number;
+  /** Handler modules that failed to import (each task that needs one fails with the reason). */
+  readonly failed: number;
+}
+
+export function isWorkerWarmReport(message: unknown): message is WorkerWarmReport {
+  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[WORKER_WARM] === true;
+}
+
 /** An event published by a handler (ctx.publish), encoded in the worker, sent by the main thread. */
 export interface PublishedEvent {
   readonly broker: Broker;
@@ -165,28 +182,57 @@ export interface PublishedEvent {
   readonly partition?: number;
 }
 
+/** What became of each message of a task (TaskResult.outcomes). */
+export const Outcome = {
+  /** It did not run (its unit stopped before it), or must run again: it waits once more, same attempt. */
+  notRun: 0,
+  handled: 1,
+  failed: 2,
+  /** Set by the pool, not the worker: it was running when its thread died beside other tasks; it runs again, alone. */
+  suspect: 3,
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
 export interface TaskResult {
-  /** Messages handled successfully, counted from the first of the batch. */
-  readonly completed: number;
-  /** Events published by completed message i (ctx.publish), when any message published something. */
+  /** Outcome of message i. */
+  readonly outcomes: Uint8Array;
+  /** Why message i failed, for each failed one. */
+  readonly failures?: ReadonlyArray<FailureReport | undefined>;
+  /** Events published by handled message i (ctx.publish), when any message published something. */
   readonly published?: ReadonlyArray<readonly PublishedEvent[] | undefined>;
-  /** Why message number `completed` failed; absent when the whole batch succeeded. */
-  readonly failure?: FailureReport;
-  /** Time handle() took for message i (ms), for the first `completed` messages (the duration histogram). */
+  /** Time handle() took for message i (ms), for handled messages (the duration histogram). */
   readonly durations?: Float64Array;
 }
 
-export const PROGRESS_BYTES = 16;
+/** A message's state in the shared progress, as the worker moves it along. */
+export const MessageState = {
+  pending: 0,
+  running: 1,
+  handled: 2,
+  /** Handled, and published events that only the task's result carries: lost if the worker dies. */
+  handledPublished: 3,
+  failed: 4,
+} as const;
 
-export function createProgress(): SharedArrayBuffer {
-  return new SharedArrayBuffer(PROGRESS_BYTES);
+/** Layout: Int32 [0] = the worker's threadId; Int32 [2 + i] = state of message i; Float64 at `startedAtOffset`: Date.now() when message i started. */
+export function createProgress(messages: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(startedAtOffset(messages) + 8 * messages);
 }
 
-export function readProgress(progress: SharedArrayBuffer): { completed: number; published: boolean; startedAt: number } {
-  const counters = new Int32Array(progress, 0, 2);
+function startedAtOffset(messages: number): number {
+  return Math.ceil((8 + 4 * messages) / 8) * 8;
+}
+
+export interface ProgressView {
+  readonly thread: Int32Array;
+  readonly states: Int32Array;
+  readonly startedAt: Float64Array;
+}
+
+export function progressView(progress: SharedArrayBuffer, messages: number): ProgressView {
   return {
-    completed: Atomics.load(counters, 0),
-    published: Atomics.load(counters, 1) === 1,
-    startedAt: new Float64Array(progress, 8, 1)[0]!,
+    thread: new Int32Array(progress, 0, 1),
+    states: new Int32Array(progress, 8, messages),
+    startedAt: new Float64Array(progress, startedAtOffset(messages), messages),
   };
 }

@@ -1,22 +1,35 @@
 /**
- * The shared piscina pool that runs handler micro-batches, plus the watchdog that turns a stuck handler
- * into a terminated-and-replaced worker. Never rejects: a worker that dies or is terminated yields a
- * TaskResult whose failure says so, with `completed` read from the task's shared progress.
+ * The shared piscina pool that runs handler micro-batches — many at once on each thread while their handlers await
+ * (`tasksPerThread`) — plus the watchdog that turns a stuck handler into a terminated-and-replaced worker. Never
+ * rejects: when a worker dies or is terminated, each message of each task it ran gets its exact outcome from the
+ * task's shared progress (handled, failed with the death, or not run and to run again).
  */
 import { availableParallelism } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { createProgress, isWorkerDeathReport, packBatch, readProgress, type HandlerTask, type TaskMessage, type TaskResult, type WorkerDeathReport, type WorkerTask } from './protocol.ts';
+import { Heartbeats } from './heartbeats.ts';
+import { threadBalancer } from './thread-balancer.ts';
+import {
+  createProgress, isWorkerDeathReport, isWorkerWarmReport, MessageState, Outcome, packBatch, progressView,
+  type FailureReport, type HandlerTask, type TaskMessage, type TaskResult, type WorkerDeathReport, type WorkerTask,
+} from './protocol.ts';
 
 export type PoolFailureKind = 'crash' | 'terminated-after-timeout' | 'publish';
 
-export interface PoolTaskResult extends Omit<TaskResult, 'failure'> {
-  readonly failure?: TaskResult['failure'] | { readonly kind: PoolFailureKind; readonly name: string; readonly message: string };
+/** Why a message failed: its handler's failure as the worker reported it, or the pool's (its worker died). */
+export type MessageFailure = FailureReport | { readonly kind: PoolFailureKind; readonly name: string; readonly message: string };
+
+export interface PoolTaskResult extends Omit<TaskResult, 'failures'> {
+  readonly failures?: ReadonlyArray<MessageFailure | undefined>;
 }
 
 export interface WorkerPoolOptions {
   /** Worker threads; 0 = available cores. */
   readonly size: number;
+  /** Tasks one thread runs at once (their handlers interleave while they await); more wait in the pool's queue. */
+  readonly tasksPerThread: number;
+  /** Handler modules every worker imports before it takes a task (`warm` resolves once every thread did). */
+  readonly handlerUrls?: readonly string[];
   /** After a handler's timeout, how long it may take to return before its worker is terminated. */
   readonly timeoutGraceMs: number;
   /**
@@ -60,16 +73,27 @@ export class WorkerPool {
   private tasks = 0;
   /** Messages of those tasks, per handler. */
   private readonly messagesInFlight = new Map<string, number>();
+  /** Threads the watchdog terminated: the other tasks they ran were interrupted, not at fault. */
+  private readonly terminatedThreads = new Set<number>();
+  /** Threads that imported every handler module. */
+  private readonly warmThreads = new Set<number>();
+  private readonly warmWaiters: Array<() => void> = [];
+  private readonly tasksPerThread: number;
+  /** Each worker's event loop beats here; a thread that stopped beating is blocked by a handler. */
+  private readonly heartbeats = new Heartbeats();
 
   constructor(options: WorkerPoolOptions) {
     const size = options.size > 0 ? options.size : availableParallelism();
     this.graceMs = options.timeoutGraceMs;
+    this.tasksPerThread = options.tasksPerThread;
     this.piscina = new Piscina({
       filename: workerFile,
       minThreads: size,
       maxThreads: size,
       idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: 1,
+      concurrentTasksPerWorker: options.tasksPerThread,
+      loadBalancer: threadBalancer(options.tasksPerThread, (thread) => this.heartbeats.responsive(thread)),
+      workerData: { conveyorHandlers: options.handlerUrls ?? [], conveyorHeartbeats: this.heartbeats.buffer },
       // async: an idle worker still runs timers and I/O a handler left behind (sync would block them)
       atomics: 'async',
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
@@ -77,9 +101,30 @@ export class WorkerPool {
     this.onLateFailure = options.onLateFailure;
     this.piscina.on('message', (message: unknown) => {
       if (isWorkerDeathReport(message)) this.workerDied(message);
+      else if (isWorkerWarmReport(message)) this.workerWarm(message.threadId);
     });
     // piscina emits 'error' for a worker that fails with no task running; unheard, it would throw in this thread
     this.piscina.on('error', (err: unknown) => this.idleWorkerError(err));
+  }
+
+  private workerWarm(thread: number): void {
+    this.warmThreads.add(thread);
+    if (this.warmThreads.size < this.size) return;
+    for (const resolve of this.warmWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Resolves once as many threads as the pool holds imported every handler module (counted since the start: a
+   * replaced thread warms itself before its first task, but is not awaited here).
+   */
+  warm(): Promise<void> {
+    if (this.warmThreads.size >= this.size) return Promise.resolve();
+    return new Promise((resolve) => this.warmWaiters.push(resolve));
+  }
+
+  /** Threads that have imported every handler module, as far as this pool has heard. */
+  get warmed(): number {
+    return this.warmThreads.size;
   }
 
   /** A worker's last word: a death after its task is logged and counted here; one during a task fails the task. */
@@ -131,9 +176,14 @@ export class WorkerPool {
     return this.piscina.utilization;
   }
 
-  /** Threads running a task now (each runs one task at a time). */
+  /** Threads running a task now (a thread runs up to tasksPerThread tasks at once). */
   get busy(): number {
-    return Math.min(this.tasks, this.size);
+    return Math.min(Math.ceil(this.tasks / this.tasksPerThread), this.size);
+  }
+
+  /** Tasks handed to the pool and not finished (running, or queued for a thread). */
+  get tasksInFlight(): number {
+    return this.tasks;
   }
 
   /** Worker threads alive (a terminated or crashed one is replaced). */
@@ -153,52 +203,115 @@ export class WorkerPool {
     else this.messagesInFlight.delete(handler);
   }
 
-  async run(task: Omit<HandlerTask, 'progress'>): Promise<PoolTaskResult> {
-    const progress = createProgress();
-    const abort = new AbortController();
-    // Watchdog: a message may run timeoutMs + grace; the worker aborts it at timeoutMs itself, so only a
-    // handler that blocks its thread (or ignores the abort and never settles) reaches the termination.
+  /**
+   * Runs a task. `exclusive`: alone on its thread (it waits for a thread to drain) — for messages that were running
+   * beside others when their thread died, so that a second death names the message that caused it.
+   */
+  async run(task: Omit<HandlerTask, 'progress'>, { exclusive = false }: { readonly exclusive?: boolean } = {}): Promise<PoolTaskResult> {
+    const n = task.messages.length;
+    const progress = createProgress(n);
+    const view = progressView(progress, n);
+    // Watchdog: a message may run timeoutMs + grace; the worker aborts it at timeoutMs itself, so only a handler
+    // that blocks its thread (or ignores the abort and never settles) reaches the termination. Terminating the
+    // thread interrupts the other tasks it runs (their running messages run again, not counted as attempts).
+    // Not through piscina's abort signal: piscina never shares a thread with an abortable task.
     const limit = task.timeoutMs + this.graceMs;
     let timer: NodeJS.Timeout | undefined;
+    const overdue: number[] = [];
     const watch = (): void => {
-      const { startedAt } = readProgress(progress);
-      const overdue = startedAt > 0 ? Date.now() - startedAt - limit : -1;
-      if (overdue >= 0) {
-        abort.abort(new Error('handler did not return after its timeout'));
+      const now = Date.now();
+      let earliest = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < n; i++) {
+        if (Atomics.load(view.states, i) !== MessageState.running) continue;
+        const started = view.startedAt[i]!;
+        if (now - started >= limit) overdue.push(i);
+        else if (started < earliest) earliest = started;
+      }
+      if (overdue.length > 0) {
+        this.terminateThread(Atomics.load(view.thread, 0));
         return;
       }
-      timer = setTimeout(watch, Math.max(10, startedAt > 0 ? -overdue : limit));
+      timer = setTimeout(watch, Math.max(10, Number.isFinite(earliest) ? earliest + limit - now : limit));
     };
     timer = setTimeout(watch, limit);
-    this.track(task.handler, 1, task.messages.length);
+    this.track(task.handler, 1, n);
     try {
       const { messages, ...rest } = task;
       const batch = packBatch(messages);
-      return await this.piscina.run({ ...rest, batch, progress }, { signal: abort.signal, transferList: [batch.bytes.buffer as ArrayBuffer] });
+      return await this.piscina.run(
+        { ...rest, batch, progress },
+        // an abort signal is what marks a task exclusive for piscina and the balancer; it is never aborted
+        { transferList: [batch.bytes.buffer as ArrayBuffer], ...(exclusive ? { signal: new AbortController().signal } : {}) },
+      );
     } catch (err) {
-      // Completed messages whose events (ctx.publish) died with the worker must run again: at-least-once.
-      const { completed: done, published } = readProgress(progress);
-      const completed = published ? 0 : done;
-      if (abort.signal.aborted) {
+      if (overdue.length > 0) {
         this.terminated += 1;
-        return {
-          completed,
-          failure: {
-            kind: 'terminated-after-timeout',
-            name: 'HandlerTimeout',
-            message: `handler ${task.handler} did not return within ${task.timeoutMs} ms (+${this.graceMs} ms grace); its worker was terminated and replaced`,
-          },
-        };
+        return this.afterDeath(task, view, {
+          kind: 'terminated-after-timeout',
+          name: 'HandlerTimeout',
+          message: `handler ${task.handler} did not return within ${task.timeoutMs} ms (+${this.graceMs} ms grace); its worker was terminated and replaced`,
+        }, new Set(overdue));
       }
+      const thread = Atomics.load(view.thread, 0);
+      if (thread !== 0 && this.terminatedThreads.has(thread)) return this.afterDeath(task, view, undefined, new Set());
+      if (thread === 0 && this.closing) return this.afterDeath(task, view, undefined, new Set());
       this.crashed += 1;
-      return {
-        completed,
-        failure: { kind: 'crash', name: 'WorkerCrashed', message: `worker running handler ${task.handler} died: ${(err as Error).message}` },
-      };
+      const failure: MessageFailure = { kind: 'crash', name: 'WorkerCrashed', message: `worker running handler ${task.handler} died: ${(err as Error).message}` };
+      // alone on its thread, its running message killed it; beside others, any of them may have: each runs again, alone
+      return exclusive ? this.afterDeath(task, view, failure, undefined) : this.afterDeath(task, view, undefined, new Set(), true);
     } finally {
       clearTimeout(timer);
-      this.track(task.handler, -1, -task.messages.length);
+      this.track(task.handler, -1, -n);
     }
+  }
+
+  /** Terminates the worker thread `thread` (piscina replaces it; every task it ran fails, and is told why here). */
+  private terminateThread(thread: number): void {
+    this.terminatedThreads.add(thread);
+    const worker = this.piscina.threads.find((w) => w.threadId === thread);
+    void worker?.terminate();
+  }
+
+  /**
+   * The outcome of each message of a task whose worker died, from its shared progress. Per unit, in order: handled
+   * messages count until the first that published events (they died with the worker: it and the rest of its unit
+   * run again); a running or failed message fails with `failure` — with a termination, only the overdue ones
+   * (`culprits`), the others were interrupted and run again; without a failure (an interrupted bystander), nothing
+   * fails and everything not handled runs again. `suspect`: the thread crashed while it ran other tasks too, so a
+   * running message is only a suspect: it runs again, alone (Outcome.suspect), not counted as an attempt.
+   */
+  private afterDeath(
+    task: Omit<HandlerTask, 'progress'>,
+    view: ReturnType<typeof progressView>,
+    failure: MessageFailure | undefined,
+    culprits: ReadonlySet<number> | undefined,
+    suspect = false,
+  ): PoolTaskResult {
+    const n = task.messages.length;
+    const outcomes = new Uint8Array(n);
+    const failures = new Array<MessageFailure | undefined>(n);
+    let anyFailed = false;
+    const units = task.units ?? [n];
+    let at = 0;
+    for (const length of units) {
+      for (let i = at; i < at + length; i++) {
+        const state = Atomics.load(view.states, i);
+        if (state === MessageState.handled) {
+          outcomes[i] = Outcome.handled;
+          continue;
+        }
+        if ((state === MessageState.running || state === MessageState.failed) && failure && (!culprits || culprits.has(i))) {
+          outcomes[i] = Outcome.failed;
+          failures[i] = failure;
+          anyFailed = true;
+        } else if (state === MessageState.running && suspect) {
+          outcomes[i] = Outcome.suspect;
+        }
+        break; // the rest of the unit did not run, or must run again
+      }
+      at += length;
+    }
+    return { outcomes, ...(anyFailed ? { failures } : {}) };
   }
 
   async close(): Promise<void> {

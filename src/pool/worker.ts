@@ -1,5 +1,7 @@
 /**
- * Runs in a piscina worker thread: imports handler modules (once each) and handles a micro-batch in order.
+ * Runs in a piscina worker thread: imports handler modules (once each, all of them before the thread takes its first
+ * task) and handles micro-batches: the units of a task at the same time, the messages of a unit in order; many
+ * tasks share the thread while their handlers await.
  * Nothing thrown here escapes: every failure becomes a FailureReport for the main thread to classify. What a
  * handler leaves behind and fails later (a throw in a timer, a rejection nobody handles, process.exit) still kills
  * the thread, as Node does; first the thread tells the main thread which handler's code it was (WorkerDeathReport).
@@ -7,12 +9,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
+import { workerData } from 'piscina';
 import type { Logger } from 'pino';
 import { describeThrown } from '../failure/thrown.ts';
 import { createLogger } from '../ops/logger.ts';
+import { startBeating } from './heartbeats.ts';
 import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
-import { unpackBatch, WORKER_DEATH, type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerDeathReport, type WorkerTask } from './protocol.ts';
+import {
+  MessageState, Outcome, progressView, unpackBatch, WORKER_DEATH, WORKER_WARM,
+  type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerDeathReport, type WorkerTask, type WorkerWarmReport,
+} from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
 let baseLogger: Logger | undefined;
@@ -25,7 +32,7 @@ interface HandlerRun {
 const handlerRun = new AsyncLocalStorage<HandlerRun>();
 /** The last task's handler: names the culprit when the failure lost its async context. */
 let lastRun: HandlerRun | undefined;
-/** Tasks running now (0 or 1: one task per worker at a time). */
+/** Tasks running now on this thread. */
 let tasksRunning = 0;
 let deathReported = false;
 
@@ -73,6 +80,20 @@ function load(url: string): Promise<Handler> {
     handlers.set(url, loaded);
   }
   return loaded;
+}
+
+/**
+ * Imports every handler module before the thread takes a task (piscina awaits this module), so the first messages do
+ * not pay for the import and readiness can mean "every worker is warm". A module that fails to import is reported
+ * by the first task that needs it.
+ */
+const shared = workerData as { conveyorHandlers?: readonly string[]; conveyorHeartbeats?: SharedArrayBuffer } | undefined;
+if (shared?.conveyorHeartbeats && parentPort !== null) startBeating(shared.conveyorHeartbeats, threadId);
+const warmUp = shared?.conveyorHandlers;
+if (warmUp && parentPort !== null) {
+  const results = await Promise.allSettled(warmUp.map((url) => load(url)));
+  const report: WorkerWarmReport = { [WORKER_WARM]: true, threadId, failed: results.filter((r) => r.status === 'rejected').length };
+  parentPort.postMessage(report);
 }
 
 function headersOf(raw: Readonly<Record<string, unknown>>): Record<string, string> {
@@ -123,51 +144,79 @@ export default async function runTask(task: WorkerTask): Promise<TaskResult> {
 }
 
 async function runBatch(task: WorkerTask): Promise<TaskResult> {
-  const progress = new Int32Array(task.progress, 0, 2);
-  const startedAt = new Float64Array(task.progress, 8, 1);
+  const n = task.batch.offsets.length;
+  const { thread, states, startedAt } = progressView(task.progress, n);
+  thread[0] = threadId;
   const handler = await load(task.url);
   const messages = unpackBatch(task.batch);
+  const outcomes = new Uint8Array(n);
+  const durations = new Float64Array(n);
+  let failures: Array<FailureReport | undefined> | undefined;
   let published: Array<PublishedEvent[] | undefined> | undefined;
-  const durations = new Float64Array(messages.length);
-  const outcome = (done: number, failure?: FailureReport): TaskResult => ({
-    completed: done,
-    durations,
-    ...(failure ? { failure } : {}),
-    ...(published ? { published: published.slice(0, done) } : {}),
-  });
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
-    startedAt[0] = Date.now();
-    let value: unknown;
-    try {
-      value = decode(task, m);
-    } catch (err) {
-      return outcome(i, report('deserialization', err));
+  const fail = (i: number, failure: FailureReport): void => {
+    outcomes[i] = Outcome.failed;
+    (failures ??= new Array<FailureReport | undefined>(n))[i] = failure;
+    Atomics.store(states, i, MessageState.failed);
+  };
+  // the messages [from, to) in order, stopping at the first failure (the rest stay notRun)
+  const runUnit = async (from: number, to: number): Promise<void> => {
+    for (let i = from; i < to; i++) {
+      const m = messages[i]!;
+      startedAt[i] = Date.now();
+      Atomics.store(states, i, MessageState.running);
+      let value: unknown;
+      try {
+        value = decode(task, m);
+      } catch (err) {
+        fail(i, report('deserialization', err));
+        return;
+      }
+      const message: HandlerMessage = {
+        topic: task.topic,
+        partition: task.partition,
+        offset: m.offset,
+        key: m.key === null ? null : Buffer.from(m.key.buffer, m.key.byteOffset, m.key.byteLength).toString('utf8'),
+        value,
+        headers: headersOf(m.headers),
+        timestamp: Number(m.timestamp),
+      };
+      const outbox: PublishedEvent[] = [];
+      const started = performance.now();
+      const handled = handleOne(handler, task, message, task.attempts?.[i] ?? 1, outbox, started);
+      const failure = handled instanceof Promise ? await handled : handled;
+      if (failure) {
+        fail(i, failure); // what a failed attempt published is never sent
+        return;
+      }
+      durations[i] = performance.now() - started;
+      outcomes[i] = Outcome.handled;
+      if (outbox.length > 0) {
+        (published ??= new Array<PublishedEvent[] | undefined>(n))[i] = outbox;
+        // its events travel only in the result: if this worker dies first, the message must run again
+        Atomics.store(states, i, MessageState.handledPublished);
+      } else {
+        Atomics.store(states, i, MessageState.handled);
+      }
     }
-    const message: HandlerMessage = {
-      topic: task.topic,
-      partition: task.partition,
-      offset: m.offset,
-      key: m.key === null ? null : Buffer.from(m.key.buffer, m.key.byteOffset, m.key.byteLength).toString('utf8'),
-      value,
-      headers: headersOf(m.headers),
-      timestamp: Number(m.timestamp),
-    };
-    const attempt = task.attempts?.[i] ?? (i === 0 ? task.firstAttempt : 1);
-    const outbox: PublishedEvent[] = [];
-    const started = performance.now();
-    const handled = handleOne(handler, task, message, attempt, outbox, started);
-    const failure = handled instanceof Promise ? await handled : handled;
-    if (failure) return outcome(i, failure); // what a failed attempt published is never sent
-    durations[i] = performance.now() - started;
-    if (outbox.length > 0) {
-      (published ??= [])[i] = outbox;
-      // tells the main thread that completed messages carry events: if this worker dies, they must run again
-      Atomics.store(progress, 1, 1);
+  };
+  const units = task.units;
+  if (units === undefined || units.length <= 1) {
+    await runUnit(0, n);
+  } else {
+    const runs: Array<Promise<void>> = [];
+    let at = 0;
+    for (const length of units) {
+      runs.push(runUnit(at, at + length));
+      at += length;
     }
-    Atomics.store(progress, 0, i + 1);
+    await Promise.all(runs);
   }
-  return outcome(messages.length);
+  return {
+    outcomes,
+    durations,
+    ...(failures ? { failures } : {}),
+    ...(published ? { published } : {}),
+  };
 }
 
 function encodeValue(value: unknown): string | null {

@@ -1,7 +1,8 @@
 /**
  * One RabbitMQ consumer per queue handler. Declares its topology (durable queue, optional exchange binding, the
- * retry queues, the dead-letter queue) on every (re)connect, consumes with `prefetch`, and hands deliveries to
- * `concurrency` lanes: one lane keeps the order of delivery, N lanes run N messages at once.
+ * retry queues, the dead-letter queue) on every (re)connect, consumes with `prefetch`, and hands deliveries to one
+ * lane whose ordering decides what runs at once: `partition` (the default with concurrency 1) in order of delivery,
+ * `unordered` up to `concurrency`, `key` in order per routing key.
  *
  * A delivery is acked only after its handler succeeded, or after the broker confirmed its copy in a retry queue
  * or its dead letter. Everything unacked when the channel or the process dies is redelivered by RabbitMQ.
@@ -21,6 +22,7 @@ import type { HandlerSpec, QueueSpec } from '../handlers/discover.ts';
 import type { Instrumentation } from '../lanes/instrumentation.ts';
 import { LaneDriver, type EventSender } from '../lanes/lane-driver.ts';
 import { PartitionLane, type LaneRecord } from '../lanes/partition-lane.ts';
+import { ConcurrencySlots } from '../scheduling/concurrency-slots.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
 import { reconnectDelaySeconds, type AmqpConnectionManager } from './connection.ts';
@@ -52,7 +54,7 @@ const UNBOUNDED_LANE = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.
 /** What lives and dies with one channel. */
 interface Generation {
   readonly channel: ConfirmChannel;
-  readonly drivers: LaneDriver[];
+  readonly driver: LaneDriver;
   /** Deliveries not yet acked, by receipt sequence (the lane record's offset). */
   readonly deliveries: Map<bigint, ConsumeMessage>;
   consumerTag?: string;
@@ -117,6 +119,8 @@ export class RabbitSource {
   /** Consecutive channel re-creations that did not get a channel set up. */
   private recoveries = 0;
   private recoveryTimer: NodeJS.Timeout | undefined;
+  /** The handler's concurrency (one lane per channel, so all of it goes to the current channel's lane). */
+  private readonly slots: ConcurrencySlots;
 
   constructor(spec: HandlerSpec, config: ConveyorConfig, deps: RabbitSourceDeps) {
     if (!spec.queue) throw new TypeError(`handler ${spec.name} has no queue`);
@@ -127,6 +131,7 @@ export class RabbitSource {
     this.log = deps.logger.child({ handler: spec.name, queue: spec.queue.name });
     this.deadLetterQueue = spec.deadLetterTopicFor(spec.queue.name);
     this.levels = retryLevels(this.deadLetterQueue === null ? null : spec.maxRetries, spec.backoff);
+    this.slots = new ConcurrencySlots(spec.concurrency);
   }
 
   /** The consumer is registered on a live channel (false while RabbitMQ is unreachable or the channel is being replaced). */
@@ -136,7 +141,8 @@ export class RabbitSource {
 
   /** Messages the queue's lanes hold, not yet acked (for metrics; one entry per lane, partition -1). */
   laneDepths(): Array<{ topic: string; partition: number; depth: number }> {
-    return (this.current?.drivers ?? []).map((d) => ({ topic: this.queue.name, partition: -1, depth: d.lane.size }));
+    const driver = this.current?.driver;
+    return driver ? [{ topic: this.queue.name, partition: -1, depth: driver.lane.size }] : [];
   }
 
   /** Resolves once the topology is declared and the consumer is registered; waits while RabbitMQ is unreachable. */
@@ -184,7 +190,10 @@ export class RabbitSource {
 
   private async setup(channel: ConfirmChannel): Promise<void> {
     const q = this.queue;
-    const generation: Generation = { channel, drivers: [], deliveries: new Map(), open: true };
+    const deliveries = new Map<bigint, ConsumeMessage>();
+    let generation!: Generation;
+    const driver = this.driver(() => generation);
+    generation = { channel, driver, deliveries, open: true };
     channel.on('close', () => this.onChannelClosed(generation));
     await channel.assertQueue(q.name, { durable: true });
     if (q.exchange !== undefined) {
@@ -198,30 +207,31 @@ export class RabbitSource {
       await channel.assertQueue(name, { durable: true, arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': q.name } });
     }
     if (this.deadLetterQueue !== null) await channel.assertQueue(this.deadLetterQueue, { durable: true });
-    const prefetch = this.deps.memory.queuePrefetch(q.prefetch, q.concurrency);
+    const prefetch = this.deps.memory.queuePrefetch(q.prefetch, this.spec.concurrency);
     await channel.prefetch(prefetch);
-    for (let slot = 0; slot < q.concurrency; slot++) generation.drivers.push(this.driver(generation));
     this.current = generation;
     const { consumerTag } = await channel.consume(q.name, (m) => this.onDelivery(generation, m), { noAck: false });
     generation.consumerTag = consumerTag;
     this.log.info(
-      { exchange: q.exchange, routingKey: q.exchange !== undefined ? q.routingKey : undefined, concurrency: q.concurrency, prefetch, declaredPrefetch: q.prefetch, retryQueues: this.levels, deadLetterQueue: this.deadLetterQueue },
+      { exchange: q.exchange, routingKey: q.exchange !== undefined ? q.routingKey : undefined, ordering: this.spec.ordering, concurrency: this.spec.concurrency, prefetch, declaredPrefetch: q.prefetch, retryQueues: this.levels, deadLetterQueue: this.deadLetterQueue },
       'consumer started',
     );
   }
 
-  private driver(generation: Generation): LaneDriver {
-    const lane = new PartitionLane(this.queue.name, -1, UNBOUNDED_LANE);
+  /** The generation's lane and its driver (the generation is made around it: reached through `of`). */
+  private driver(of: () => Generation): LaneDriver {
+    const lane = new PartitionLane(this.queue.name, -1, UNBOUNDED_LANE, this.spec.ordering);
     return new LaneDriver(lane, this.spec, {
       pool: this.deps.pool,
-      deadLetters: this.deadLetterSink(generation),
+      deadLetters: this.deadLetterSink(of),
       publishers: this.deps.publishers,
       events: this.deps.events,
       logger: this.deps.logger,
       maxBatch: this.config.pool.maxBatch,
+      slots: this.slots,
       onDrained: () => {},
-      acknowledge: (record) => this.ack(generation, record),
-      retryLater: (record, nextAttempt, delayMs) => this.retryLater(generation, record, nextAttempt, delayMs),
+      acknowledge: (record) => this.ack(of(), record),
+      retryLater: (record, nextAttempt, delayMs) => this.retryLater(of(), record, nextAttempt, delayMs),
     });
   }
 
@@ -263,17 +273,8 @@ export class RabbitSource {
       exchange,
     };
     generation.deliveries.set(record.offset, m);
-    // an idle lane if there is one, else the shortest queue (with concurrency 1: the one lane, in order)
-    let target = generation.drivers[0]!;
-    for (const d of generation.drivers) {
-      if (!d.lane.busy && d.lane.size === 0) {
-        target = d;
-        break;
-      }
-      if (d.lane.size < target.lane.size) target = d;
-    }
-    target.lane.push(record);
-    target.kick();
+    generation.driver.lane.push(record);
+    generation.driver.kick();
   }
 
   /** Handled, dead-lettered or handed to a retry queue: ack it on the channel it came from, if that still lives. */
@@ -311,9 +312,10 @@ export class RabbitSource {
     }
   }
 
-  private deadLetterSink(generation: Generation): DeadLetterSink {
+  private deadLetterSink(of: () => Generation): DeadLetterSink {
     return {
       publish: async (letter: DeadLetter) => {
+        const generation = of();
         if (!generation.open) throw new BrokerFailure('the channel closed before the dead letter was sent; RabbitMQ redelivers the message');
         try {
           await sendConfirmed(generation.channel, letter.topic, Buffer.from(letter.value, 'utf8'), {
@@ -339,7 +341,7 @@ export class RabbitSource {
     generation.open = false;
     if (this.current === generation) this.current = undefined;
     // queued deliveries are dropped (RabbitMQ requeues them), a batch in flight finishes but is not acked
-    for (const d of generation.drivers) void d.stop(0);
+    void generation.driver.stop(0);
     generation.deliveries.clear();
     if (this.stopped) return;
     this.log.warn('RabbitMQ channel closed; unacknowledged messages will be redelivered');
@@ -378,8 +380,8 @@ export class RabbitSource {
     const generation = this.current;
     if (generation?.consumerTag) await generation.channel.cancel(generation.consumerTag).catch(() => {});
     if (generation) {
-      const finished = await Promise.all(generation.drivers.map((d) => d.stop(deadlineMs)));
-      if (finished.some((f) => !f)) this.log.warn({ deadlineMs }, 'in-flight work did not finish before the shutdown deadline; RabbitMQ redelivers it');
+      const finished = await generation.driver.stop(deadlineMs);
+      if (!finished) this.log.warn({ deadlineMs }, 'in-flight work did not finish before the shutdown deadline; RabbitMQ redelivers it');
     }
     // closing the channel hands every unacked delivery back to the queue
     await this.wrapper?.close().catch(() => {});

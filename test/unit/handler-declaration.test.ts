@@ -78,16 +78,18 @@ describe('RabbitMQ queue declarations', () => {
     expect(declarationProblems(defineHandler({ queue: 'q', exchange: 'amq.topic', exchangeType: 'topic', deadLetter: { queue: 'q.failed' }, handle }))).toEqual([]);
   });
 
-  it('fills the RabbitMQ defaults: ordered (one at a time), prefetch = concurrency, <queue>.dlq, bind everything', () => {
+  it('fills the RabbitMQ defaults: ordered (one at a time), prefetch enough to micro-batch, <queue>.dlq, bind everything', () => {
     const spec = toSpec(defineHandler({ queue: 'billing', exchange: 'shop', handle }), '/h/billing.ts', config);
     expect(spec).toMatchObject({
-      broker: 'rabbitmq', topics: ['billing'], maxRetries: 3,
-      queue: { name: 'billing', exchange: 'shop', routingKey: '#', exchangeType: 'topic', concurrency: 1, prefetch: 1 },
+      broker: 'rabbitmq', topics: ['billing'], maxRetries: 3, ordering: 'partition', concurrency: 1,
+      queue: { name: 'billing', exchange: 'shop', routingKey: '#', exchangeType: 'topic', prefetch: 100 },
     });
     // KAFKA_DEAD_LETTER_TOPIC names a Kafka topic: a queue keeps its own dead-letter queue
     expect(spec.deadLetterTopicFor('billing')).toBe('billing.dlq');
     const parallel = toSpec(defineHandler({ queue: 'q', concurrency: 8, deadLetter: { queue: 'q.failed' }, handle }), '/h/q.ts', config);
-    expect(parallel.queue).toMatchObject({ concurrency: 8, prefetch: 8 });
+    expect(parallel).toMatchObject({ ordering: 'unordered', concurrency: 8, queue: { prefetch: 100 } });
+    expect(toSpec(defineHandler({ queue: 'q', concurrency: 300, handle }), '/h/q.ts', config).queue).toMatchObject({ prefetch: 600 });
+    expect(toSpec(defineHandler({ queue: 'q', concurrency: 8, ordering: 'key', handle }), '/h/q.ts', config)).toMatchObject({ ordering: 'key', concurrency: 8 });
     expect(parallel.deadLetterTopicFor('q')).toBe('q.failed');
     expect(toSpec(defineHandler({ queue: 'q', deadLetter: false, handle }), '/h/q.ts', config).deadLetterTopicFor('q')).toBeNull();
     expect(toSpec(defineHandler({ topic: 't', handle }), '/h/t.ts', config).broker).toBe('kafka');
@@ -110,9 +112,9 @@ describe('RabbitMQ queue declarations', () => {
       'declare either a RabbitMQ queue or Kafka topics, not both (queue, topic given)',
       'queue must be a RabbitMQ queue name (1-200 letters, digits, \'.\', \'_\', \':\', \'/\' or \'-\', not starting with "amq."); got "amq.mine"',
       'routingKey needs an exchange to bind the queue to: add exchange: "<name>"',
-      'concurrency must be an integer from 1 (in order, one at a time) to 256; got 0',
       'prefetch must be an integer from 1 to 65535; got 70000',
       'deadLetter must be false or { queue: "<queue name>" } for a RabbitMQ handler',
+      'concurrency must be an integer from 1 to 4096 (runs of this handler at once in the process); got 0',
     ]);
   });
 
@@ -122,8 +124,34 @@ describe('RabbitMQ queue declarations', () => {
     ]);
     expect(declarationProblems(defineHandler({ topic: 't', concurrency: 2, exchange: 'x', handle }))).toEqual([
       'exchange applies to RabbitMQ handlers only (declare queue: "<name>")',
-      'concurrency applies to RabbitMQ handlers only (declare queue: "<name>")',
     ]);
+  });
+
+  it('refuses ordering "partition" with concurrency above 1 on a queue (one ordered stream: the slots would never be used)', () => {
+    expect(declarationProblems(defineHandler({ queue: 'q', ordering: 'partition', concurrency: 4, handle }))).toEqual([
+      'a queue is one ordered stream: ordering "partition" runs its messages one at a time, so concurrency 4 would never be used; declare ordering: "unordered" (any order) or "key" (in order per routing key), or leave concurrency out',
+    ]);
+  });
+});
+
+describe('ordering and concurrency declarations', () => {
+  const config = {
+    kafka: { environment: 'prod', group: 'shop', deadLetterTopic: '' },
+    retry: { maxAttempts: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 30 },
+    handlers: { timeoutMs: 30_000 },
+  } as ConveyorConfig;
+
+  it('defaults a Kafka handler to partition ordering with concurrency 64', () => {
+    expect(toSpec(defineHandler({ topic: 't', handle }), '/h/t.ts', config)).toMatchObject({ ordering: 'partition', concurrency: 64 });
+    expect(toSpec(defineHandler({ topic: 't', ordering: 'key', concurrency: 256, handle }), '/h/t.ts', config)).toMatchObject({ ordering: 'key', concurrency: 256 });
+  });
+
+  it('names the allowed values of a wrong ordering or concurrency', () => {
+    expect(declarationProblems(defineHandler({ topic: 't', ordering: 'random' as never, concurrency: 5000, handle }))).toEqual([
+      'ordering must be one of "partition", "key", "unordered"; got "random"',
+      'concurrency must be an integer from 1 to 4096 (runs of this handler at once in the process); got 5000',
+    ]);
+    expect(declarationProblems(defineHandler({ topic: 't', concurrency: 1.5, handle }))).toHaveLength(1);
   });
 });
 

@@ -56,7 +56,7 @@ function setUp(options: { env?: Record<string, string>; stored?: Map<number, Com
     endOffsets: async () => new Map(),
     committedPositions: async () => new Map([[TOPIC, new Map(stored)]]),
   };
-  const spec = { name: 'orders', group: 'prod.orders', topics: [TOPIC], url: 'file:///orders.ts', timeoutMs: 1000 } as unknown as HandlerSpec;
+  const spec = { name: 'orders', group: 'prod.orders', topics: [TOPIC], url: 'file:///orders.ts', timeoutMs: 1000, ordering: 'partition', concurrency: 64 } as unknown as HandlerSpec;
   const events = new Instrumentation();
   const emitted: Array<{ event: keyof RuntimeEvents; payload: unknown }> = [];
   for (const event of ['messages.skipped', 'offsets.metadata_overflow', 'offsets.commit_failed', 'offsets.committed'] as const) {

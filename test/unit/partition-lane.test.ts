@@ -1,28 +1,42 @@
 import { describe, expect, it } from 'vitest';
 import { PartitionLane, type LaneRecord } from '../../src/lanes/partition-lane.ts';
 
-const record = (offset: number, size = 100): LaneRecord => ({
-  offset: BigInt(offset), key: null, value: Buffer.alloc(size), headers: {}, timestamp: '0', size,
+const record = (offset: number, size = 100, key: string | null = null): LaneRecord => ({
+  offset: BigInt(offset), key: key === null ? null : Buffer.from(key), value: Buffer.alloc(size), headers: {}, timestamp: '0', size,
 });
+const offsets = (units: LaneRecord[][]): number[][] => units.map((u) => u.map((r) => Number(r.offset)));
 
 describe('PartitionLane', () => {
   const limits = { maxMessages: 10, maxBytes: 10_000, resumeRatio: 0.5 };
 
-  it('hands out consecutive messages from the head, at most the batch cap', () => {
+  it('hands out consecutive messages from the head, at most the batch cap, one unit at a time (partition ordering)', () => {
     const lane = new PartitionLane('t', 0, limits);
     for (let i = 0; i < 7; i++) lane.push(record(i));
-    expect(lane.peekBatch(4).map((r) => Number(r.offset))).toEqual([0, 1, 2, 3]);
-    lane.release(4);
-    expect(lane.peekBatch(4).map((r) => Number(r.offset))).toEqual([4, 5, 6]);
+    const first = lane.take(4, 8);
+    expect(offsets(first)).toEqual([[0, 1, 2, 3]]);
+    expect(lane.take(4, 8)).toEqual([]); // the unit is out: nothing else of the partition starts
+    for (const r of first[0]!) lane.done(r);
+    expect(offsets(lane.take(4, 8))).toEqual([[4, 5, 6]]);
   });
 
-  it('keeps a failed head in place: a batch is only removed as far as it was released', () => {
+  it('gives a failed unit back in place: what did not run starts again first', () => {
     const lane = new PartitionLane('t', 0, limits);
     for (let i = 0; i < 5; i++) lane.push(record(i));
-    const batch = lane.peekBatch(5);
-    lane.release(2); // 0 and 1 done, 2 failed
-    expect(lane.peekBatch(5)[0]).toBe(batch[2]);
+    const [unit] = lane.take(5, 1);
+    lane.done(unit![0]!);
+    lane.done(unit![1]!);
+    lane.giveBack(unit!.slice(2)); // 2 failed (retry after its delay), 3 and 4 did not run
     expect(lane.size).toBe(3);
+    expect(offsets(lane.take(5, 1))).toEqual([[2, 3, 4]]);
+  });
+
+  it('counts running and retrying records against its bound, not only waiting ones', () => {
+    const lane = new PartitionLane('t', 0, limits, 'unordered');
+    for (let i = 0; i < 10; i++) lane.push(record(i));
+    lane.take(10, 10);
+    expect(lane.waiting).toBe(0);
+    expect(lane.size).toBe(10);
+    expect(lane.shouldPause()).toBe(true);
   });
 
   it('asks to pause at the message limit and to resume below half of it', () => {
@@ -33,9 +47,10 @@ describe('PartitionLane', () => {
     expect(lane.shouldPause()).toBe(true);
     lane.paused = true;
     expect(lane.shouldPause()).toBe(false);
-    lane.release(5);
+    const [unit] = lane.take(6, 1);
+    for (const r of unit!.slice(0, 5)) lane.done(r);
     expect(lane.shouldResume()).toBe(false); // 5 left: not below 5
-    lane.release(1);
+    lane.done(unit![5]!);
     expect(lane.shouldResume()).toBe(true);
   });
 
@@ -48,23 +63,15 @@ describe('PartitionLane', () => {
     expect(lane.shouldPause()).toBe(true);
   });
 
-  it('drops what is queued when closed, and wants neither pause nor resume after', () => {
-    const lane = new PartitionLane('t', 0, limits);
-    for (let i = 0; i < 12; i++) lane.push(record(i));
+  it('drops what is held when closed, hands out nothing after, and wants neither pause nor resume', () => {
+    const lane = new PartitionLane('t', 0, limits, 'key');
+    for (let i = 0; i < 12; i++) lane.push(record(i, 100, `k${i % 3}`));
     lane.paused = true;
     expect(lane.close()).toBe(12);
     expect(lane.size).toBe(0);
     expect(lane.bytes).toBe(0);
+    expect(lane.take(10, 10)).toEqual([]);
     expect(lane.shouldPause()).toBe(false);
     expect(lane.shouldResume()).toBe(false);
-  });
-
-  it('stays consistent across its internal compaction', () => {
-    const lane = new PartitionLane('t', 0, { maxMessages: 1e9, maxBytes: 1e12, resumeRatio: 0.5 });
-    for (let i = 0; i < 20_000; i++) lane.push(record(i, 1));
-    for (let i = 0; i < 19_990; i += 10) lane.release(10);
-    expect(lane.size).toBe(10);
-    expect(lane.bytes).toBe(10);
-    expect(Number(lane.peekBatch(1)[0]!.offset)).toBe(19_990);
   });
 });
