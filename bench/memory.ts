@@ -26,14 +26,13 @@ import {
   BENCH_DIR, benchConfig, benchAdmin,
   benchKafka, deleteTopic, emit, loadAverage, logger, prepareTopic, round, runBare, runConveyor, runId, runMain, table,
 } from './lib/common.ts';
+import { amqpUrl, deleteQueue, fillQueue } from './lib/rabbit.ts';
 import { Runtime } from '../dist/runtime.js';
 import { deriveMemoryPlan } from '../dist/config/memory-budget.js';
 import { availableParallelism } from 'node:os';
 
 const CONTENDERS = ['kafka-bare', 'kafka-conveyor', 'kafka-unbounded', 'rabbit-bare', 'rabbit-conveyor', 'rabbit-unbounded'] as const;
 type Contender = (typeof CONTENDERS)[number];
-
-const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 interface Args {
   only: Contender[];
@@ -227,34 +226,6 @@ async function runChild(contender: Contender, args: Args, extra: string[], env: 
   return {
     contender, messages: result.messages, ms: result.ms, msgsPerS: result.messages / (result.ms / 1000), peakRssMb: round(peak, 1), samples, settings: result.settings,
   };
-}
-
-async function fillQueue(queue: string, total: number, size: number): Promise<number> {
-  const t0 = performance.now();
-  const connection = await amqp.connect(amqpUrl, { noDelay: true });
-  const channel = await connection.createConfirmChannel();
-  await channel.assertQueue(queue, { durable: true });
-  const body = Buffer.alloc(size, 'x');
-  for (let i = 0; i < total; i++) {
-    if (!channel.sendToQueue(queue, body, { persistent: false })) await new Promise((r) => channel.once('drain', r));
-    if (i % 5000 === 4999) await channel.waitForConfirms();
-  }
-  await channel.waitForConfirms();
-  const { messageCount } = await channel.checkQueue(queue);
-  await channel.close();
-  await connection.close();
-  if (messageCount !== total) throw new Error(`queue ${queue} holds ${messageCount} messages, expected ${total}`);
-  return performance.now() - t0;
-}
-
-/** Deletes the queue and the retry and dead-letter queues Conveyor declared beside it (deleting a missing queue is fine). */
-async function deleteQueue(queue: string): Promise<void> {
-  const connection = await amqp.connect(amqpUrl);
-  const channel = await connection.createChannel();
-  for (const name of [queue, `${queue}.dlq`, ...Array.from({ length: 32 }, (_, i) => `${queue}.retry.${i + 1}`)]) {
-    await channel.deleteQueue(name).catch(() => {});
-  }
-  await connection.close().catch(() => {});
 }
 
 /** RSS at a few points of the run, for the table: the timeline itself is in the JSON. */

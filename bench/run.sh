@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Conveyor's benchmarks (docs/benchmarks.md). Builds dist/, makes sure Kafka answers, then runs one benchmark.
 #
-#   bash bench/run.sh throughput|cpu|memory [options]   (npm run bench -- throughput|cpu|memory [options])
-#   bash bench/run.sh all                               (all three, one after the other)
-#   bash bench/run.sh <name> --help                 (the options)
+#   bash bench/run.sh throughput|cpu|memory|io|latency|rabbitmq [options]   (npm run bench -- <name> [options])
+#   bash bench/run.sh all                               (all six, one after the other)
+#   bash bench/run.sh <name> --help                     (the options)
 #
 # Each benchmark prints a table and, as its last stdout line, one JSON object, also written to
 # bench/results/<name>-<timestamp>.json. Build, broker and log output go to stderr.
-# Environment: KAFKA_BROKERS (default: start the local broker, 127.0.0.1:9092); AMQP_URL for memory (default:
+# Environment: KAFKA_BROKERS (default: start the local broker, 127.0.0.1:9092); AMQP_URL for memory and rabbitmq (default:
 # start the local RabbitMQ, amqp://guest:guest@127.0.0.1:5672); any Conveyor setting
 # (KAFKA_MAX_BATCH_SIZE, CONVEYOR_POOL_MAX_BATCH, CONVEYOR_POOL_SIZE, …) applies to the run;
 # BENCH_NODE_OPTIONS adds node flags, e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof".
@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$CONVEYOR_ROOT"
 
 usage() {
-  printf 'usage: bash bench/run.sh throughput|cpu|memory|all [options]   (npm run bench -- <name> [options])\n' >&2
+  printf 'usage: bash bench/run.sh throughput|cpu|memory|io|latency|rabbitmq|all [options]   (npm run bench -- <name> [options])\n' >&2
   exit 64
 }
 
@@ -25,8 +25,8 @@ usage() {
 name="$1"
 shift
 case "$name" in
-  throughput | cpu | memory) benches=("$name") ;;
-  all) benches=(throughput cpu memory) ;;
+  throughput | cpu | memory | io | latency | rabbitmq) benches=("$name") ;;
+  all) benches=(throughput cpu memory io latency rabbitmq) ;;
   -h | --help) usage ;;
   *) printf 'unknown benchmark: %s\n' "$name" >&2; usage ;;
 esac
@@ -42,7 +42,7 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   bash scripts/brokers.sh start kafka >&2
   export KAFKA_BROKERS=127.0.0.1:9092
 fi
-if [ -z "${AMQP_URL:-}" ] && [[ " ${benches[*]} " == *" memory "* ]]; then
+if [ -z "${AMQP_URL:-}" ] && [[ " ${benches[*]} " == *" memory "* || " ${benches[*]} " == *" rabbitmq "* ]]; then
   bash scripts/brokers.sh start rabbitmq >&2
   export AMQP_URL=amqp://guest:guest@127.0.0.1:5672
 fi

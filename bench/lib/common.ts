@@ -16,7 +16,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../dist/config/load.js';
 import type { ConveyorConfig } from '../../dist/config/schema.js';
 import { KafkaAdmin } from '../../dist/kafka/admin.js';
-import { createKafka, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
+import { createKafka, type Consumer, type Kafka, type KafkaMessage } from '../../dist/kafka/client.js';
 import { Runtime } from '../../dist/runtime.js';
 
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -48,12 +48,25 @@ export interface CommonArgs {
   size: number;
   /** CPU per message in the cpu benchmark. */
   burnMs: number;
+  /** The benchmark's own options (`extra` of parseCommonArgs), by name: a number where the default is one. */
+  extra: Record<string, number | string>;
 }
 
-export function parseCommonArgs(defaults: { partitions: number; messages: number; size: number; runs: number }): CommonArgs {
+/** An option of one benchmark only (e.g. io's --delay-ms): a positive integer if its default is a number, else a string. */
+export interface ExtraOption {
+  readonly name: string;
+  readonly default: number | string;
+  readonly help: string;
+}
+
+export function parseCommonArgs(
+  defaults: { partitions: number; messages: number; size: number; runs: number },
+  extra: readonly ExtraOption[] = [],
+): CommonArgs {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
+      ...Object.fromEntries(extra.map((o) => [o.name, { type: 'string' as const }])),
       runs: { type: 'string' },
       only: { type: 'string' },
       'keep-topic': { type: 'boolean' },
@@ -68,7 +81,7 @@ export function parseCommonArgs(defaults: { partitions: number; messages: number
   if (values.help) {
     console.log(`options: --runs N (per contender, alternating; default ${defaults.runs})  --only bare|conveyor
          --partitions N (default ${defaults.partitions})  --messages N (default ${defaults.messages})  --size BYTES (default ${defaults.size})
-         --burn-ms MS (cpu only; default 1)
+         --burn-ms MS (cpu only; default 1)${extra.map((o) => `\n         --${o.name} ${typeof o.default === 'number' ? 'N' : 'LIST'} (${o.help}; default ${o.default})`).join('')}
          --topic NAME (reuse an existing, already filled topic)  --keep-topic (do not delete the topic afterwards)
 environment: KAFKA_MAX_BATCH_SIZE, CONVEYOR_POOL_MAX_BATCH, CONVEYOR_POOL_SIZE, … (docs/configuration.md) apply to the run;
              KAFKA_BROKERS (default 127.0.0.1:9092); LOG_LEVEL (default warn, logs go to stderr)`);
@@ -90,6 +103,10 @@ environment: KAFKA_MAX_BATCH_SIZE, CONVEYOR_POOL_MAX_BATCH, CONVEYOR_POOL_SIZE, 
     messages: int(values.messages, defaults.messages),
     size: int(values.size, defaults.size),
     burnMs: values['burn-ms'] === undefined ? 1 : Number(values['burn-ms']),
+    extra: Object.fromEntries(extra.map((o) => {
+      const given = (values as Record<string, string | boolean | undefined>)[o.name] as string | undefined;
+      return [o.name, typeof o.default === 'number' ? int(given, o.default) : (given ?? o.default)];
+    })),
   };
 }
 
@@ -112,8 +129,14 @@ export function benchConfig(handlersDir: string, group: string): ConveyorConfig 
 
 // ------------------------------------------------------------------------------------------- topic data
 
+/** Partition and key of message `i`: by default round-robin over the partitions, every key distinct (`k<i>`). */
+export type TopicLayout = (i: number) => { partition: number; key: string };
+
 /** Creates the topic and produces `total` messages of `size` bytes round-robin over its partitions (idempotent, batched). */
-export async function prepareTopic(admin: KafkaAdmin, kafka: Kafka, topic: string, partitions: number, total: number, size: number): Promise<number> {
+export async function prepareTopic(
+  admin: KafkaAdmin, kafka: Kafka, topic: string, partitions: number, total: number, size: number,
+  layout: TopicLayout = (i) => ({ partition: i % partitions, key: `k${i}` }),
+): Promise<number> {
   const created = await admin.createTopic(topic, partitions);
   if (!created) throw new Error(`topic ${topic} already exists`);
   const producer = kafka.producer({
@@ -133,7 +156,7 @@ export async function prepareTopic(admin: KafkaAdmin, kafka: Kafka, topic: strin
     for (let start = 0; start < total; start += chunk) {
       const messages = [];
       for (let i = start; i < Math.min(total, start + chunk); i++) {
-        messages.push({ partition: i % partitions, key: `k${i}`, value: payload(i, size) });
+        messages.push({ ...layout(i), value: payload(i, size) });
       }
       const sent: Promise<unknown> = producer.send({ topic, messages }).finally(() => inFlight.delete(sent));
       inFlight.add(sent);
@@ -180,6 +203,8 @@ export async function committedTotal(admin: KafkaAdmin, group: string, topic: st
 
 export interface RunResult {
   contender: 'bare' | 'conveyor';
+  /** What the tables call the contender, when there is more than one Conveyor setting (io: conveyor/key, …). */
+  label?: string;
   run: number;
   group: string;
   messages: number;
@@ -200,22 +225,22 @@ export interface RunResult {
   extra: Record<string, number>;
 }
 
-interface Clock {
+export interface Clock {
   t0: number;
   cpu0: NodeJS.CpuUsage;
   elu0: ReturnType<typeof performance.eventLoopUtilization>;
 }
 
-function startClock(): Clock {
+export function startClock(): Clock {
   return { t0: performance.now(), cpu0: process.cpuUsage(), elu0: performance.eventLoopUtilization() };
 }
 
-function readClock(c: Clock): { ms: number; cpuMs: number; mainElu: number } {
+export function readClock(c: Clock): { ms: number; cpuMs: number; mainElu: number } {
   const cpu = process.cpuUsage(c.cpu0);
   return { ms: performance.now() - c.t0, cpuMs: (cpu.user + cpu.system) / 1000, mainElu: performance.eventLoopUtilization(c.elu0).utilization };
 }
 
-function deadline<T>(what: string, promise: Promise<T>, ms: number, progress: () => string): Promise<T> {
+export function deadline<T>(what: string, promise: Promise<T>, ms: number, progress: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
@@ -234,18 +259,19 @@ export interface BareOptions {
   run: number;
   /** Work per message, on the main thread, in order (the cpu benchmark); absent: a no-op. */
   work?: (message: KafkaMessage) => void;
+  /**
+   * Instead of eachBatch: eachMessage awaiting this for each message, with `partitionsConsumedConcurrently`
+   * partitions at once (the io benchmark).
+   */
+  eachMessage?: (message: KafkaMessage) => Promise<void>;
+  partitionsConsumedConcurrently?: number;
   timeoutMs?: number;
 }
 
-/**
- * The bare client: one consumer group, eachBatch (no-op, or `work` per message in order), offsets committed
- * manually every commit.intervalMs (as Conveyor does) and once at the end.
- */
-export async function runBare(o: BareOptions): Promise<RunResult> {
-  const { config, topic } = o;
+/** A bare consumer with the settings Conveyor's consumers use (read from `config`), manual commits, from the beginning. */
+export function bareConsumer(kafka: Kafka, config: ConveyorConfig, group: string): Consumer {
   const k = config.kafka;
-  const group = `bench.${runId}.bare-${o.run}`;
-  const consumer = o.kafka.consumer({
+  return kafka.consumer({
     kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
     'group.id': group,
     'session.timeout.ms': k.instanceId ? k.sessionTimeoutMs : k.dynamicSessionTimeoutMs,
@@ -255,6 +281,17 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
     'auto.offset.reset': 'earliest',
     'js.consumer.max.batch.size': k.maxBatchSize,
   } as never);
+}
+
+/**
+ * The bare client: one consumer group, eachBatch (no-op, or `work` per message in order) or eachMessage
+ * (`eachMessage`, several partitions at once), offsets committed manually every commit.intervalMs (as Conveyor
+ * does) and once at the end.
+ */
+export async function runBare(o: BareOptions): Promise<RunResult> {
+  const { config, topic } = o;
+  const group = `bench.${runId}.bare-${o.run}`;
+  const consumer = bareConsumer(o.kafka, config, group);
   const next = new Map<number, bigint>(); // partition → offset to commit (last handled + 1)
   let count = 0;
   let firstAt = 0;
@@ -279,24 +316,44 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
   const clock = startClock();
   await consumer.connect();
   await consumer.subscribe({ topics: [topic] });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      const messages = batch.messages;
-      if (messages.length === 0) return;
-      if (o.work) for (const m of messages) o.work(m);
-      if (firstAt === 0) {
-        firstAt = performance.now();
-        firstCount = messages.length;
-      }
-      batches += 1;
-      next.set(batch.partition, BigInt(messages[messages.length - 1]!.offset) + 1n);
-      count += messages.length;
-      if (count >= o.expected && doneAt === 0) {
-        doneAt = performance.now();
-        finish();
-      }
-    },
-  });
+  const eachMessage = o.eachMessage;
+  if (eachMessage) {
+    await consumer.run({
+      partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
+      eachMessage: async ({ partition, message }) => {
+        await eachMessage(message);
+        if (firstAt === 0) {
+          firstAt = performance.now();
+          firstCount = 1;
+        }
+        next.set(partition, BigInt(message.offset) + 1n);
+        count += 1;
+        if (count >= o.expected && doneAt === 0) {
+          doneAt = performance.now();
+          finish();
+        }
+      },
+    });
+  } else {
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const messages = batch.messages;
+        if (messages.length === 0) return;
+        if (o.work) for (const m of messages) o.work(m);
+        if (firstAt === 0) {
+          firstAt = performance.now();
+          firstCount = messages.length;
+        }
+        batches += 1;
+        next.set(batch.partition, BigInt(messages[messages.length - 1]!.offset) + 1n);
+        count += messages.length;
+        if (count >= o.expected && doneAt === 0) {
+          doneAt = performance.now();
+          finish();
+        }
+      },
+    });
+  }
   await deadline('bare consumer', done, o.timeoutMs ?? 300_000, () => `${count}/${o.expected} handled`);
   const measured = readClock(clock);
   clearInterval(timer);
@@ -304,7 +361,8 @@ export async function runBare(o: BareOptions): Promise<RunResult> {
   await commit();
   await consumer.disconnect();
   const committed = await committedTotal(o.admin, group, topic);
-  return result('bare', o.run, group, count, clock.t0, firstAt, firstCount, doneAt, measured, committed, { batches, avgBatch: count / batches, commits });
+  const extra: Record<string, number> = eachMessage ? { commits } : { batches, avgBatch: count / batches, commits };
+  return result('bare', o.run, group, count, clock.t0, firstAt, firstCount, doneAt, measured, committed, extra);
 }
 
 export interface ConveyorOptions {
@@ -370,7 +428,8 @@ export async function runConveyor(o: ConveyorOptions): Promise<RunResult & { con
   };
 }
 
-function result(
+/** A RunResult from a run's times and counts (shared by the benchmarks' own contenders). */
+export function result(
   contender: 'bare' | 'conveyor', run: number, group: string, messages: number, t0: number, firstAt: number, firstCount: number, doneAt: number,
   measured: { ms: number; cpuMs: number; mainElu: number }, committed: number, extra: Record<string, number>,
 ): RunResult {
@@ -415,7 +474,7 @@ export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyAr
 
 export function runRows(runs: readonly RunResult[]): Array<Array<string | number>> {
   return runs.map((r) => [
-    `${r.contender} #${r.run}`,
+    `${r.label ?? r.contender} #${r.run}`,
     round(r.msgsPerS),
     round(r.steadyMsgsPerS),
     round(r.ms),
@@ -430,7 +489,7 @@ export function runRows(runs: readonly RunResult[]): Array<Array<string | number
 /** One line of progress while the benchmark runs. */
 export function progressLine(r: RunResult): string {
   const extra = Object.entries(r.extra).map(([k, v]) => `${k} ${round(v, 2)}`).join(', ');
-  return `${`${r.contender} #${r.run}`.padEnd(12)} ${round(r.msgsPerS).toLocaleString('en-US').padStart(9)} msgs/s  ` +
+  return `${`${r.label ?? r.contender} #${r.run}`.padEnd(12)} ${round(r.msgsPerS).toLocaleString('en-US').padStart(9)} msgs/s  ` +
     `(steady ${round(r.steadyMsgsPerS).toLocaleString('en-US')}, ${round(r.ms)} ms, first batch done after ${round(r.firstMessageMs)} ms, ` +
     `cpu ${round((r.cpuMs * 1000) / r.messages, 1)} µs/msg, main ELU ${round(r.mainElu, 2)}; ${extra})`;
 }
@@ -440,6 +499,7 @@ export const RUN_HEADERS = ['run', 'msgs/s', 'steady msgs/s', 'total ms', 'first
 export function runJson(r: RunResult): Record<string, unknown> {
   return {
     contender: r.contender,
+    ...(r.label !== undefined ? { label: r.label } : {}),
     run: r.run,
     msgs_per_s: round(r.msgsPerS),
     steady_msgs_per_s: round(r.steadyMsgsPerS),
