@@ -42,6 +42,9 @@ export interface HandlerSummary {
   readonly binding?: { readonly exchange: string; readonly routingKey: string };
   /** Kafka consumer group; absent for RabbitMQ handlers. */
   readonly group?: string;
+  /** Which messages may run at once, and how many runs at once in one process. */
+  readonly ordering: string;
+  readonly concurrency: number;
   readonly retries: number;
   readonly timeoutMs: number;
   /** Dead-letter topics (Kafka) or queues (RabbitMQ); empty: retries forever. */
@@ -58,6 +61,8 @@ export function summarizeHandler(spec: HandlerSpec, cwd = process.cwd()): Handle
     consumes: spec.topics,
     ...(spec.queue?.exchange !== undefined ? { binding: { exchange: spec.queue.exchange, routingKey: spec.queue.routingKey } } : {}),
     ...(spec.broker === 'kafka' ? { group: spec.group } : {}),
+    ordering: spec.ordering,
+    concurrency: spec.concurrency,
     retries: spec.maxRetries,
     timeoutMs: spec.timeoutMs,
     deadLetter,
@@ -74,6 +79,8 @@ export function handlerTable(handlers: readonly HandlerSummary[]): string[] {
       value: (h) => (h.broker === 'rabbitmq' ? `queue ${h.consumes.join(', ')}${h.binding ? ` ← ${h.binding.exchange} (${h.binding.routingKey})` : ''}` : h.consumes.join(', ')),
     },
     { header: 'GROUP', value: (h) => h.group ?? '-' },
+    { header: 'ORDERING', value: (h) => h.ordering },
+    { header: 'CONCURRENCY', value: (h) => String(h.concurrency), right: true },
     { header: 'RETRIES', value: (h) => String(h.retries), right: true },
     { header: 'TIMEOUT', value: (h) => `${h.timeoutMs} ms`, right: true },
     { header: 'DEAD LETTERS', value: (h) => (h.deadLetter.length > 0 ? h.deadLetter.join(', ') : 'none: retries forever') },

@@ -140,6 +140,8 @@ export interface ConveyorConfig {
     intervalMs: number;
     /** A commit not answered within this is counted as failed; the next one carries the newest watermark. */
     timeoutMs: number;
+    /** Bound of the commit metadata that records offsets completed ahead of the watermark; 0: none recorded. */
+    metadataMaxBytes: number;
   };
   shutdown: {
     deadlineMs: number;
@@ -628,6 +630,12 @@ export const conveyorSchema: convict.Schema<ConveyorConfig> = {
       format: integer(100, 120_000),
       default: 5000,
       env: 'CONVEYOR_COMMIT_TIMEOUT_MS',
+    },
+    metadataMaxBytes: {
+      doc: "Bound of the commit metadata in which a Kafka commit records the offsets completed ahead of its watermark, so that the partition's next owner skips them (docs/commit-metadata.md). Must stay below the brokers' offset.metadata.max.bytes (4096 by default). 0: record none (the next owner handles everything after the watermark again).",
+      format: integer(0, 1_048_576),
+      default: 4000,
+      env: 'CONVEYOR_COMMIT_METADATA_MAX_BYTES',
     },
   },
   shutdown: {

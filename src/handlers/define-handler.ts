@@ -104,7 +104,7 @@ export interface HandlerDeclaration<T = unknown> {
    * partition or key). Kafka default 64. RabbitMQ default 1; above 1 the default ordering is `unordered`.
    */
   readonly concurrency?: number;
-  /** RabbitMQ: unacknowledged messages the broker may deliver ahead (basic.qos; default: the larger of 100 and 2 × concurrency). */
+  /** RabbitMQ: unacknowledged messages the broker may deliver ahead (basic.qos; default: the larger of 250 and 2 × concurrency). */
   readonly prefetch?: number;
   /** Kafka consumer group; defaults to one derived from the runner's group and the handler name. */
   readonly group?: string;

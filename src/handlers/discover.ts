@@ -107,8 +107,12 @@ const RABBIT_ONLY = ['exchange', 'routingKey', 'exchangeType', 'prefetch'] as co
 export const MAX_CONCURRENCY = 4096;
 /** A Kafka handler's default concurrency: every partition of a typical assignment progresses at once. */
 export const KAFKA_DEFAULT_CONCURRENCY = 64;
-/** A queue handler's default prefetch floor: enough deliveries ahead for the lane to hand workers micro-batches. */
-export const QUEUE_DEFAULT_PREFETCH = 100;
+/**
+ * A queue handler's default prefetch floor: enough deliveries ahead for the lane to hand workers micro-batches
+ * (measured, no-op: 100 gave tasks of 12-17 messages and 0.78 of the bare consumer at the same prefetch; 250 gave
+ * ~30 and 0.88). RabbitMQ's own guidance puts the best throughput at 100-300. The memory budget still caps it.
+ */
+export const QUEUE_DEFAULT_PREFETCH = 250;
 
 /** Everything wrong with a declaration, one line each; empty when it is sound. Pure. */
 export function declarationProblems(decl: unknown): string[] {

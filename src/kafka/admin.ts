@@ -76,6 +76,13 @@ export interface TopicPartitionOffset {
   readonly offset: bigint;
 }
 
+/** A committed offset and the metadata committed with it (docs/commit-metadata.md). */
+export interface CommittedPosition {
+  readonly offset: bigint;
+  /** As stored: absent when the commit carried none (or an empty one). */
+  readonly metadata?: string;
+}
+
 export interface PartitionRange {
   readonly partition: number;
   /** First offset to read. */
@@ -182,16 +189,22 @@ export class KafkaAdmin {
    * `topics`, only those. A group the cluster has never seen (or a fresh cluster) has none: an empty map.
    */
   async committedOffsets(group: string, topics?: readonly string[]): Promise<Map<string, Map<number, bigint>>> {
+    const positions = await this.committedPositions(group, topics);
+    return new Map([...positions].map(([topic, byPartition]) => [topic, new Map([...byPartition].map(([partition, { offset }]) => [partition, offset]))]));
+  }
+
+  /** As committedOffsets, each with the metadata committed along with it (absent when none: null or empty). */
+  async committedPositions(group: string, topics?: readonly string[]): Promise<Map<string, Map<number, CommittedPosition>>> {
     const [answer] = await this.#request(`reading the committed offsets of group ${group}`, (admin) => admin.listConsumerGroupOffsets({ groups: [group] }));
     const wanted = topics ? new Set(topics) : undefined;
-    const result = new Map<string, Map<number, bigint>>();
+    const result = new Map<string, Map<number, CommittedPosition>>();
     for (const t of answer?.topics ?? []) {
       if (wanted && !wanted.has(t.name)) continue;
       for (const p of t.partitions) {
         if (p.committedOffset < 0n) continue;
         let byPartition = result.get(t.name);
         if (!byPartition) result.set(t.name, (byPartition = new Map()));
-        byPartition.set(p.partitionIndex, p.committedOffset);
+        byPartition.set(p.partitionIndex, p.metadata ? { offset: p.committedOffset, metadata: p.metadata } : { offset: p.committedOffset });
       }
     }
     return result;

@@ -5,6 +5,7 @@
  */
 import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { CoalescedRun } from '../ack/coalesced-run.ts';
+import { decodeCompletedOffsets, encodeCompletedOffsets } from '../ack/completed-offsets.ts';
 import { OffsetTracker } from '../ack/offset-tracker.ts';
 import type { MemoryPlan } from '../config/memory-budget.ts';
 import type { ConveyorConfig } from '../config/schema.ts';
@@ -18,6 +19,7 @@ import { PartitionLane, type LaneRecord } from '../lanes/partition-lane.ts';
 import { ConcurrencySlots } from '../scheduling/concurrency-slots.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
+import type { CommittedPosition } from './admin.ts';
 import type { Consumer, IHeaders, Kafka, KafkaMessage } from './client.ts';
 import { decideStart, type TopicInspector } from './start-position.ts';
 
@@ -76,6 +78,11 @@ export interface KafkaSourceDeps {
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
+/** Committed metadata as this source wrote it: the Confluent client appends a NUL byte to what it sends. */
+function storedMetadata(metadata: string | undefined): string {
+  return metadata === undefined ? '' : metadata.replace(/\u0000+$/, '');
+}
+
 function headerBytes(headers: IHeaders | undefined): number {
   let n = 0;
   // for-in: no allocation for the (usual) empty or small header set on this per-message path
@@ -108,6 +115,10 @@ export class KafkaSource {
   private assignedOnce = false;
   /** Partitions of each topic when this member started (start-position.ts); undefined: could not be read. */
   private partitionsAtStart: Map<string, number> | undefined;
+  /** Partitions whose restored completed offsets (docs/commit-metadata.md) are still to come: messages skipped so far. */
+  private readonly restoring = new Map<string, number>();
+  /** Partitions whose last commit could not carry its completed offsets (one debug line per streak). */
+  private readonly metadataOverflowing = new Set<string>();
 
   constructor(spec: HandlerSpec, config: ConveyorConfig, deps: KafkaSourceDeps) {
     this.spec = spec;
@@ -221,10 +232,15 @@ export class KafkaSource {
     const { lane, tracker, driver } = this.state(topic, partition);
     if (lane.closed) return undefined;
     const last = tracker.lastTracked();
+    let skipped = 0;
     for (const m of messages) {
       const offset = BigInt(m.offset);
       if (last !== undefined && offset <= last) continue; // a re-fetch of what the lane already holds
-      tracker.track(offset);
+      // false: the previous owner completed it (restored from the commit metadata); tracked and acknowledged
+      if (!tracker.track(offset)) {
+        skipped += 1;
+        continue;
+      }
       const record: LaneRecord = {
         offset,
         key: m.key,
@@ -235,8 +251,25 @@ export class KafkaSource {
       };
       lane.push(record);
     }
+    if (this.restoring.size > 0) this.noteRestored(topic, partition, tracker, skipped);
     driver.kick();
     return lane;
+  }
+
+  /** Counts the messages skipped as completed before; one log line per partition once its restored offsets passed. */
+  private noteRestored(topic: string, partition: number, tracker: OffsetTracker, skipped: number): void {
+    const k = key(topic, partition);
+    const before = this.restoring.get(k);
+    if (before === undefined) return;
+    if (skipped > 0) {
+      this.deps.events.emit('messages.skipped', { handler: this.spec.name, group: this.spec.group, topic, partition, count: skipped, reason: 'completed_before_restart' });
+    }
+    if (tracker.restoring) {
+      this.restoring.set(k, before + skipped);
+      return;
+    }
+    this.restoring.delete(k);
+    this.log.info({ topic, partition, skipped: before + skipped }, 'messages completed by the previous owner skipped (commit metadata)');
   }
 
   private pause(lane: PartitionLane): void {
@@ -306,10 +339,12 @@ export class KafkaSource {
     const topics = [...new Set(partitions.map((p) => p.topic))];
     let committed: Set<string> | undefined;
     let counts: Map<string, number> | undefined;
+    for (const tp of partitions) this.restoring.delete(key(tp.topic, tp.partition));
     try {
       counts = await this.deps.topics.partitionCounts(topics);
-      const offsets = await this.deps.topics.committedOffsets(this.spec.group, topics);
-      committed = new Set([...offsets].flatMap(([topic, byPartition]) => [...byPartition.keys()].map((partition) => key(topic, partition))));
+      const positions = await this.deps.topics.committedPositions(this.spec.group, topics);
+      committed = new Set([...positions].flatMap(([topic, byPartition]) => [...byPartition.keys()].map((partition) => key(topic, partition))));
+      this.restoreCompleted(partitions, positions);
     } catch (err) {
       this.log.warn({ err, partitions }, 'could not read the committed offsets of newly assigned partitions: those without one are read from their beginning');
     }
@@ -360,6 +395,29 @@ export class KafkaSource {
     });
   }
 
+  /**
+   * Hands each newly assigned partition's completed-ahead offsets, recorded in the metadata of its committed offset,
+   * to its tracker before its first record arrives (docs/commit-metadata.md). Metadata that is absent, not ours, or
+   * written for another offset restores nothing: everything after the committed offset is handled, as without it.
+   */
+  private restoreCompleted(partitions: readonly TopicPartition[], positions: Map<string, Map<number, CommittedPosition>>): void {
+    for (const { topic, partition } of partitions) {
+      const position = positions.get(topic)?.get(partition);
+      if (position?.metadata === undefined) continue;
+      const completed = decodeCompletedOffsets(position.metadata, position.offset);
+      if (completed === undefined) {
+        this.log.debug({ topic, partition, committed: position.offset.toString(), metadataLength: position.metadata.length }, 'commit metadata not usable: nothing restored');
+        continue;
+      }
+      if (!this.partitions.get(key(topic, partition))?.tracker.restoreCompleted(completed)) continue;
+      this.restoring.set(key(topic, partition), 0);
+      this.log.info(
+        { topic, partition, committed: position.offset.toString(), completedAhead: completed.length, last: completed[completed.length - 1]!.toString() },
+        'offsets completed ahead of the committed one restored from its metadata: their messages will be skipped',
+      );
+    }
+  }
+
   /** The consumer's lane memory is shared by the partitions it owns: re-divide it whenever that set changes. */
   private resizeLanes(): void {
     const limits = this.deps.memory.laneLimits(this.partitions.size);
@@ -397,11 +455,19 @@ export class KafkaSource {
   private async commitOnce(): Promise<void> {
     const consumer = this.consumer;
     if (!consumer || !this.connected) return;
+    const maxBytes = this.config.commit.metadataMaxBytes;
+    // After two failed commits in a row, the watermarks alone until one is stored: metadata the brokers refuse (an
+    // offset.metadata.max.bytes below commit.metadataMaxBytes) must never hold the watermarks back.
+    const withMetadata = maxBytes > 0 && this.commitFailures < 2;
     const offsets = [...this.partitions.values()]
-      .map((s) => ({ s, offset: s.tracker.uncommitted() }))
-      .filter((x): x is { s: PartitionState; offset: bigint } => x.offset !== undefined);
+      .map((s) => ({ s, offset: s.tracker.uncommitted(), revision: s.tracker.revision }))
+      .filter((x): x is { s: PartitionState; offset: bigint; revision: number } => x.offset !== undefined)
+      .map((x) => ({ ...x, metadata: withMetadata ? this.metadataFor(x.s, x.offset, maxBytes) : '' }));
     if (offsets.length === 0) return;
+    // without the metadata: logs and events stay small
     const list = offsets.map(({ s, offset }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString() }));
+    // no metadata property for none: the client would store an empty one as a lone NUL byte
+    const request = offsets.map(({ s, offset, metadata }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString(), ...(metadata ? { metadata } : {}) }));
     const timeoutMs = this.config.commit.timeoutMs;
     const deadline = Date.now() + timeoutMs;
     let timedOut = false;
@@ -409,20 +475,22 @@ export class KafkaSource {
       // The driver's commitOffsets resolves once librdkafka *queued* the commit (commitAsync), not when the
       // coordinator stored it: while the coordinator is away it resolves all the same and the commit is lost
       // silently. So a commit counts only once the group's committed offsets, read back, show it.
-      await withTimeout(consumer.commitOffsets(list), timeoutMs, 'queueing the commit');
+      await withTimeout(consumer.commitOffsets(request), timeoutMs, 'queueing the commit');
       const pending = new Map(offsets.map((o) => [key(o.s.lane.topic, o.s.lane.partition), o]));
       const topics = [...new Set(offsets.map((o) => o.s.lane.topic))];
       for (let wait = 10; pending.size > 0; wait = Math.min(wait * 2, 500)) {
         await sleep(Math.min(wait, Math.max(0, deadline - Date.now())));
         if (Date.now() >= deadline) break;
-        const stored = await withTimeout(this.deps.topics.committedOffsets(this.spec.group, topics), Math.max(1, deadline - Date.now()), 'reading the committed offsets back');
-        for (const [k, { s, offset }] of pending) {
+        const stored = await withTimeout(this.deps.topics.committedPositions(this.spec.group, topics), Math.max(1, deadline - Date.now()), 'reading the committed offsets back');
+        for (const [k, { s, offset, metadata }] of pending) {
           const at = stored.get(s.lane.topic)?.get(s.lane.partition);
-          if (at !== undefined && at >= offset) pending.delete(k);
+          // at the same offset, only its metadata tells this commit from the one before it
+          if (at !== undefined && (at.offset > offset || (at.offset === offset && storedMetadata(at.metadata) === metadata))) pending.delete(k);
         }
       }
       const confirmed = offsets.filter((o) => !pending.has(key(o.s.lane.topic, o.s.lane.partition)));
-      for (const { s, offset } of confirmed) s.tracker.markCommitted(offset);
+      // a commit without its metadata (withheld after failures) leaves the completed-ahead set to the next one
+      for (const { s, offset, revision } of confirmed) s.tracker.markCommitted(offset, withMetadata || maxBytes === 0 ? revision : -1);
       if (confirmed.length > 0) {
         const done = confirmed.map(({ s, offset }) => ({ topic: s.lane.topic, partition: s.lane.partition, offset: offset.toString() }));
         this.deps.events.emit('offsets.committed', { group: this.spec.group, offsets: done });
@@ -444,6 +512,30 @@ export class KafkaSource {
         this.log.warn({ err, offsets: list, failuresInARow: n, timedOut }, 'commit failed; the next commit carries the newest watermark');
       }
     }
+  }
+
+  /**
+   * The metadata a commit of `offset` carries: the partition's completed-ahead offsets, encoded; '' when there
+   * are none, or when they do not fit in `maxBytes` (counted, and logged once per streak: the next owner then
+   * handles everything after the watermark again, as without metadata).
+   */
+  private metadataFor(s: PartitionState, offset: bigint, maxBytes: number): string {
+    const k = key(s.lane.topic, s.lane.partition);
+    const completed = s.tracker.completedAhead();
+    const metadata = completed.length === 0 ? '' : encodeCompletedOffsets(offset, completed, maxBytes);
+    if (metadata !== undefined) {
+      this.metadataOverflowing.delete(k);
+      return metadata;
+    }
+    this.deps.events.emit('offsets.metadata_overflow', { group: this.spec.group, topic: s.lane.topic, partition: s.lane.partition, completedAhead: completed.length });
+    if (!this.metadataOverflowing.has(k)) {
+      this.metadataOverflowing.add(k);
+      this.log.debug(
+        { topic: s.lane.topic, partition: s.lane.partition, committing: offset.toString(), completedAhead: completed.length, maxBytes },
+        'completed offsets do not fit in the commit metadata (commit.metadataMaxBytes): committing the watermark alone',
+      );
+    }
+    return '';
   }
 
   /** Graceful stop: no new work, in-flight batches finish (bounded), final commit, leave the group. */

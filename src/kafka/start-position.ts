@@ -9,6 +9,7 @@
  * applied by assigning the partition at its end offset, read just then, and committing that offset at once, so
  * that every later owner of the partition finds a committed offset (the group's start is pinned).
  */
+import type { CommittedPosition } from './admin.ts';
 
 /** What is known about one assigned partition when it is assigned. */
 export interface PartitionFacts {
@@ -46,6 +47,6 @@ export interface TopicInspector {
   partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
   /** The end offset (the offset the next message will get) of each given partition of a topic. */
   endOffsets(topic: string, partitions: readonly number[]): Promise<Map<number, bigint>>;
-  /** The group's committed offsets per topic and partition; only partitions with one appear. */
-  committedOffsets(group: string, topics: readonly string[]): Promise<Map<string, Map<number, bigint>>>;
+  /** The group's committed offsets and their metadata per topic and partition; only partitions with one appear. */
+  committedPositions(group: string, topics: readonly string[]): Promise<Map<string, Map<number, CommittedPosition>>>;
 }

@@ -26,6 +26,18 @@ export interface RuntimeEvents {
   'message.retry': [MessageEvent & { readonly attempt: number; readonly delayMs: number; readonly errorClass: string; readonly errorType: string; readonly reason: string }];
   'message.dead_lettered': [MessageEvent & { readonly deadLetterTopic: string; readonly retryCount: number; readonly errorClass: string; readonly errorType: string }];
   'dead_letter.publish_failed': [MessageEvent & { readonly deadLetterTopic: string; readonly attempt: number; readonly reason: string }];
+  /**
+   * Messages of one fetched batch not handed to the handler. `completed_before_restart`: the commit metadata of
+   * the offset this member resumed from records them as completed by the partition's previous owner.
+   */
+  'messages.skipped': [
+    { readonly handler: string; readonly group: string; readonly topic: string; readonly partition: number; readonly count: number; readonly reason: 'completed_before_restart' },
+  ];
+  /**
+   * A partition's completed-ahead offsets did not fit in the commit metadata's bound (commit.metadataMaxBytes):
+   * its watermark was committed without them (the messages after it are handled again by its next owner).
+   */
+  'offsets.metadata_overflow': [{ readonly group: string; readonly topic: string; readonly partition: number; readonly completedAhead: number }];
   'offsets.committed': [{ readonly group: string; readonly offsets: ReadonlyArray<{ topic: string; partition: number; offset: string }> }];
   /** A commit failed or was not answered within commit.timeoutMs; the next commit carries the newest watermark. */
   'offsets.commit_failed': [{ readonly group: string; readonly offsets: ReadonlyArray<{ topic: string; partition: number; offset: string }>; readonly reason: string; readonly timedOut: boolean }];

@@ -54,6 +54,9 @@ export interface LaneDriverDeps {
   readonly onDrained: (lane: PartitionLane) => void;
 }
 
+/** Tasks per thread one take is split into, at most (see kick). */
+const TASKS_PER_THREAD_PER_TAKE = 4;
+
 export class LaneDriver {
   readonly lane: PartitionLane;
   private readonly spec: HandlerSpec;
@@ -97,8 +100,9 @@ export class LaneDriver {
       if (shared.length < units.length) {
         for (const unit of units) if (!shared.includes(unit)) this.track(this.runBatch([unit], true).finally(() => deps.slots.release(1)));
       }
-      // units that may run at once are spread over the threads: CPU-bound handlers use every core
-      const tasks = Math.min(shared.length, deps.pool.size);
+      // units that may run at once are spread over the threads (CPU-bound handlers use every core), a few tasks a
+      // thread: a task's units are acknowledged when its slowest one ends, so smaller tasks free slots sooner
+      const tasks = Math.min(shared.length, deps.pool.size * TASKS_PER_THREAD_PER_TAKE);
       const perTask = Math.ceil(shared.length / Math.max(1, tasks));
       for (let at = 0; at < shared.length; at += perTask) {
         const share = shared.slice(at, at + perTask);

@@ -131,6 +131,18 @@ export class ConveyorMetrics {
       labelNames: ['group'] as const,
       registers,
     });
+    const skipped = new Counter({
+      name: 'conveyor_messages_skipped_total',
+      help: 'Messages not handed to the handler, by reason: completed_before_restart (the commit metadata records them as completed by the partition\'s previous owner; docs/commit-metadata.md).',
+      labelNames: ['handler', 'topic', 'reason'] as const,
+      registers,
+    });
+    const metadataOverflows = new Counter({
+      name: 'conveyor_offset_metadata_overflow_total',
+      help: 'Partition commits whose completed-ahead offsets did not fit in commit.metadataMaxBytes: the watermark was committed without them.',
+      labelNames: ['group'] as const,
+      registers,
+    });
     const lag = new Gauge({
       name: 'conveyor_consumer_lag',
       help: 'Messages between the committed offset and the end of the partition (lag monitor).',
@@ -258,9 +270,11 @@ export class ConveyorMetrics {
         lagLevel.set({ group: h.group }, LAG_LEVEL_VALUE.ok);
         committed.inc({ group: h.group }, 0);
         commitFailures.inc({ group: h.group }, 0);
+        metadataOverflows.inc({ group: h.group }, 0);
       }
       for (const topic of h.topics) {
         for (const result of ['ok', 'retried', 'dead_lettered']) messages.inc({ handler: h.name, topic, result }, 0);
+        if (h.group !== undefined) skipped.inc({ handler: h.name, topic, reason: 'completed_before_restart' }, 0);
         duration.zero({ handler: h.name, topic });
       }
     }
@@ -296,6 +310,8 @@ export class ConveyorMetrics {
       'dead_letter.publish_failed': (e) => deadLetterFailures.inc({ handler: e.handler, topic: e.topic }),
       'offsets.committed': (e) => committed.inc({ group: e.group }, e.offsets.length),
       'offsets.commit_failed': (e) => commitFailures.inc({ group: e.group }),
+      'offsets.metadata_overflow': (e) => metadataOverflows.inc({ group: e.group }),
+      'messages.skipped': (e) => skipped.inc({ handler: e.handler, topic: e.topic, reason: e.reason }, e.count),
       'partitions.assigned': (e) => rebalances.inc({ group: e.group, kind: 'assigned' }),
       'partitions.revoked': (e) => rebalances.inc({ group: e.group, kind: 'revoked' }),
       'lag.sampled': (e) => {

@@ -55,8 +55,11 @@ const UNBOUNDED_LANE = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.
 interface Generation {
   readonly channel: ConfirmChannel;
   readonly driver: LaneDriver;
-  /** Deliveries not yet acked, by receipt sequence (the lane record's offset). */
+  /** Deliveries not yet acked, by receipt sequence (the lane record's offset), in order of delivery tag. */
   readonly deliveries: Map<bigint, ConsumeMessage>;
+  /** Deliveries handled (or dead-lettered, or handed to a retry queue) whose ack is not sent yet (flushAcks). */
+  readonly acked: ConsumeMessage[];
+  flushing: boolean;
   consumerTag?: string;
   open: boolean;
 }
@@ -193,7 +196,7 @@ export class RabbitSource {
     const deliveries = new Map<bigint, ConsumeMessage>();
     let generation!: Generation;
     const driver = this.driver(() => generation);
-    generation = { channel, driver, deliveries, open: true };
+    generation = { channel, driver, deliveries, acked: [], flushing: false, open: true };
     channel.on('close', () => this.onChannelClosed(generation));
     await channel.assertQueue(q.name, { durable: true });
     if (q.exchange !== undefined) {
@@ -242,8 +245,14 @@ export class RabbitSource {
       void generation.channel.close().catch(() => {});
       return;
     }
-    // not taken: stays unacked and is redelivered once this channel closes
-    if (!generation.open || this.stopped) return;
+    if (!generation.open) return;
+    if (this.stopped) {
+      // not taken: stays unacked and is redelivered once this channel closes (held as outstanding, so that no
+      // ack with `multiple` covers it)
+      this.seq += 1n;
+      generation.deliveries.set(this.seq, m);
+      return;
+    }
     const raw = m.properties.headers ?? {};
     const headers: Record<string, string> = {};
     // back from a retry queue: the x-death trail is Conveyor's own bookkeeping, not the handler's business
@@ -277,15 +286,43 @@ export class RabbitSource {
     generation.driver.kick();
   }
 
-  /** Handled, dead-lettered or handed to a retry queue: ack it on the channel it came from, if that still lives. */
+  /**
+   * Handled, dead-lettered or handed to a retry queue: ack it on the channel it came from, if that still lives. Acks
+   * are sent together once the current burst of settlements is over (flushAcks).
+   */
   private ack(generation: Generation, record: LaneRecord): void {
     const m = generation.deliveries.get(record.offset);
     generation.deliveries.delete(record.offset);
     if (!m || !generation.open) return; // its channel closed: RabbitMQ redelivers it
+    generation.acked.push(m);
+    if (generation.flushing) return;
+    generation.flushing = true;
+    queueMicrotask(() => this.flushAcks(generation));
+  }
+
+  /**
+   * Sends the pending acks: one ack with `multiple` for every pending delivery below the oldest one still
+   * outstanding (running, waiting, or not taken) — in order of delivery that is all of them, one frame instead of
+   * one per message (measured: per-message acks were a quarter of the main thread's time) — and a single ack for
+   * each of the others.
+   */
+  private flushAcks(generation: Generation): void {
+    generation.flushing = false;
+    const acked = generation.acked.splice(0);
+    if (!generation.open || acked.length === 0) return;
+    const oldest = generation.deliveries.values().next().value as ConsumeMessage | undefined;
+    const below = oldest === undefined ? Number.POSITIVE_INFINITY : oldest.fields.deliveryTag;
+    let upTo: ConsumeMessage | undefined;
+    const single: ConsumeMessage[] = [];
+    for (const m of acked) {
+      if (m.fields.deliveryTag >= below) single.push(m);
+      else if (upTo === undefined || m.fields.deliveryTag > upTo.fields.deliveryTag) upTo = m;
+    }
     try {
-      generation.channel.ack(m);
+      if (upTo) generation.channel.ack(upTo, true);
+      for (const m of single) generation.channel.ack(m);
     } catch (err) {
-      this.log.debug({ err, offset: record.offset.toString() }, 'ack not sent: the channel closed; RabbitMQ redelivers the message');
+      this.log.debug({ err, count: acked.length }, 'acks not sent: the channel closed; RabbitMQ redelivers the messages');
     }
   }
 

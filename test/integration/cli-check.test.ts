@@ -42,8 +42,8 @@ describe('conveyor check', () => {
 
     const lines = result.stdout.trimEnd().split('\n');
     const header = lines.findIndex((l) => l.startsWith('NAME '));
-    expect(lines[header]).toMatch(/^NAME\s+BROKER\s+CONSUMES\s+GROUP\s+RETRIES\s+TIMEOUT\s+DEAD LETTERS\s+FILE$/);
-    expect(lines[header + 1]!.split(/\s{2,}/)).toEqual(['recorder', 'kafka', topic, `${topic}.group`, '4', '5000 ms', `${topic}.dlq`, 'test/fixtures/handlers/recorder.ts']);
+    expect(lines[header]).toMatch(/^NAME\s+BROKER\s+CONSUMES\s+GROUP\s+ORDERING\s+CONCURRENCY\s+RETRIES\s+TIMEOUT\s+DEAD LETTERS\s+FILE$/);
+    expect(lines[header + 1]!.split(/\s{2,}/)).toEqual(['recorder', 'kafka', topic, `${topic}.group`, 'partition', '64', '4', '5000 ms', `${topic}.dlq`, 'test/fixtures/handlers/recorder.ts']);
     expect(lines.at(-1)).toBe('ok: the configuration and 1 handler file(s) are valid');
     expect(result.ms, 'no broker connection attempted').toBeLessThan(10_000);
 
@@ -53,7 +53,7 @@ describe('conveyor check', () => {
     expect(json.config.kafka.saslPassword).toBe('***');
     expect(JSON.stringify(json)).not.toContain(password);
     expect(json.handlers).toEqual([
-      { name: 'recorder', broker: 'kafka', consumes: [topic], group: `${topic}.group`, retries: 4, timeoutMs: 5000, deadLetter: [`${topic}.dlq`], file: 'test/fixtures/handlers/recorder.ts' },
+      { name: 'recorder', broker: 'kafka', consumes: [topic], group: `${topic}.group`, ordering: 'partition', concurrency: 64, retries: 4, timeoutMs: 5000, deadLetter: [`${topic}.dlq`], file: 'test/fixtures/handlers/recorder.ts' },
     ]);
   });
 
@@ -61,7 +61,7 @@ describe('conveyor check', () => {
     const queue = uniqueName('conveyor.test.cli-check-q');
     const result = await runCli(['check', '--config', brokerConfig(), '--json'], { TEST_QUEUE: queue, TEST_RETRIES: '1' });
     expect(jsonOf<{ handlers: unknown[] }>(result).handlers).toEqual([
-      { name: 'recorder', broker: 'rabbitmq', consumes: [queue], retries: 1, timeoutMs: 5000, deadLetter: [`${queue}.dlq`], file: 'test/fixtures/handlers/recorder.ts' },
+      { name: 'recorder', broker: 'rabbitmq', consumes: [queue], ordering: 'partition', concurrency: 1, retries: 1, timeoutMs: 5000, deadLetter: [`${queue}.dlq`], file: 'test/fixtures/handlers/recorder.ts' },
     ]);
   });
 

@@ -67,7 +67,7 @@ const DEFAULTS: ConveyorConfig = {
   pool: { size: 0, maxBatch: 64, tasksPerThread: 32, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
   memory: { budgetMb: 512 },
-  commit: { intervalMs: 1000, timeoutMs: 5000 },
+  commit: { intervalMs: 1000, timeoutMs: 5000, metadataMaxBytes: 4000 },
   shutdown: { deadlineMs: 25_000, revokeDeadlineMs: 10_000 },
   log: { level: 'info' },
 };

@@ -82,12 +82,12 @@ describe('RabbitMQ queue declarations', () => {
     const spec = toSpec(defineHandler({ queue: 'billing', exchange: 'shop', handle }), '/h/billing.ts', config);
     expect(spec).toMatchObject({
       broker: 'rabbitmq', topics: ['billing'], maxRetries: 3, ordering: 'partition', concurrency: 1,
-      queue: { name: 'billing', exchange: 'shop', routingKey: '#', exchangeType: 'topic', prefetch: 100 },
+      queue: { name: 'billing', exchange: 'shop', routingKey: '#', exchangeType: 'topic', prefetch: 250 },
     });
     // KAFKA_DEAD_LETTER_TOPIC names a Kafka topic: a queue keeps its own dead-letter queue
     expect(spec.deadLetterTopicFor('billing')).toBe('billing.dlq');
     const parallel = toSpec(defineHandler({ queue: 'q', concurrency: 8, deadLetter: { queue: 'q.failed' }, handle }), '/h/q.ts', config);
-    expect(parallel).toMatchObject({ ordering: 'unordered', concurrency: 8, queue: { prefetch: 100 } });
+    expect(parallel).toMatchObject({ ordering: 'unordered', concurrency: 8, queue: { prefetch: 250 } });
     expect(toSpec(defineHandler({ queue: 'q', concurrency: 300, handle }), '/h/q.ts', config).queue).toMatchObject({ prefetch: 600 });
     expect(toSpec(defineHandler({ queue: 'q', concurrency: 8, ordering: 'key', handle }), '/h/q.ts', config)).toMatchObject({ ordering: 'key', concurrency: 8 });
     expect(parallel.deadLetterTopicFor('q')).toBe('q.failed');

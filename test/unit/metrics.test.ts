@@ -47,6 +47,26 @@ describe('metrics', () => {
     expect(value(text, 'conveyor_offset_commit_failures_total{group="prod.orders"}')).toBe(1);
   });
 
+  it('counts messages skipped as completed before a restart, and commits whose completed offsets did not fit, from zero', async () => {
+    const events = new Instrumentation();
+    metrics = new ConveyorMetrics(events, {
+      handlers: [{ name: 'orders', topics: ['shop.orders'], group: 'prod.orders' }, { name: 'mail', topics: ['mail.queue'] }],
+      readings: { lanes: () => [], pool: () => undefined, circuits: () => [], brokers: () => [], assignments: () => [] },
+      defaultMetrics: false,
+    });
+    const skipped = 'conveyor_messages_skipped_total{handler="orders",topic="shop.orders",reason="completed_before_restart"}';
+    let text = await metrics.metrics();
+    expect(value(text, skipped)).toBe(0);
+    expect(value(text, 'conveyor_offset_metadata_overflow_total{group="prod.orders"}')).toBe(0);
+    expect(text).not.toMatch(/conveyor_messages_skipped_total\{handler="mail"/); // a queue has no commit metadata
+    events.emit('messages.skipped', { handler: 'orders', group: 'prod.orders', topic: 'shop.orders', partition: 0, count: 3, reason: 'completed_before_restart' });
+    events.emit('messages.skipped', { handler: 'orders', group: 'prod.orders', topic: 'shop.orders', partition: 1, count: 2, reason: 'completed_before_restart' });
+    events.emit('offsets.metadata_overflow', { group: 'prod.orders', topic: 'shop.orders', partition: 0, completedAhead: 90_000 });
+    text = await metrics.metrics();
+    expect(value(text, skipped)).toBe(5);
+    expect(value(text, 'conveyor_offset_metadata_overflow_total{group="prod.orders"}')).toBe(1);
+  });
+
   it("counts handled messages and puts each message's handler time in the duration histogram", async () => {
     const { events } = setUp();
     events.emit('messages.handled', { ...event, count: 3, lastOffset: '12', durationMs: 50, durationsMs: new Float64Array([0.2, 3, 40]) });

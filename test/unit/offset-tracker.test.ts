@@ -86,4 +86,113 @@ describe('OffsetTracker', () => {
     t.ack(BigInt(9_999 * 2));
     expect(t.committable()).toBe(BigInt(9_999 * 2 + 1));
   });
+
+  describe('completed ahead of the watermark', () => {
+    it('lists offsets acknowledged beyond the watermark, ascending, and none on the in-order path', () => {
+      const t = tracking(10, 11, 12, 13, 14);
+      t.ack(10n);
+      expect(t.completedAhead()).toEqual([]);
+      t.ack(14n);
+      t.ack(12n);
+      expect(t.committable()).toBe(11n);
+      expect(t.completedAhead()).toEqual([12n, 14n]);
+      t.ack(11n);
+      expect(t.committable()).toBe(13n);
+      expect(t.completedAhead()).toEqual([14n]);
+    });
+
+    it('asks for a commit when only the completed-ahead set changed, with the watermark where it was', () => {
+      const t = tracking(0, 1, 2, 3);
+      t.ack(0n);
+      expect(t.uncommitted()).toBe(1n);
+      t.markCommitted(1n, t.revision);
+      expect(t.uncommitted()).toBeUndefined();
+      t.ack(3n);
+      expect(t.uncommitted()).toBe(1n); // same watermark, but offset 3 is now done: the metadata must say so
+      t.markCommitted(1n, t.revision);
+      expect(t.uncommitted()).toBeUndefined();
+    });
+
+    it('keeps asking when an acknowledgement came after the commit was taken', () => {
+      const t = tracking(0, 1, 2, 3);
+      t.ack(2n);
+      const offset = t.uncommitted()!;
+      const revision = t.revision;
+      t.ack(3n); // while the commit is in flight
+      t.markCommitted(offset, revision);
+      expect(t.uncommitted()).toBe(0n);
+      expect(t.completedAhead()).toEqual([2n, 3n]);
+    });
+
+    it('commits the first offset received when it is in flight and later ones are done', () => {
+      const t = tracking(40, 41, 42);
+      expect(t.uncommitted()).toBeUndefined();
+      t.ack(42n);
+      expect(t.committable()).toBeUndefined();
+      expect(t.uncommitted()).toBe(40n);
+      expect(t.completedAhead()).toEqual([42n]);
+    });
+
+    it('does not ask for a commit on the in-order path beyond the watermark moving', () => {
+      const t = tracking(0, 1, 2);
+      t.ack(0n);
+      t.markCommitted(t.uncommitted()!, t.revision);
+      const revision = t.revision;
+      t.ack(1n);
+      t.ack(2n);
+      expect(t.revision).toBe(revision);
+      expect(t.uncommitted()).toBe(3n);
+    });
+  });
+
+  describe('restored from the commit metadata', () => {
+    it('reports restored offsets as done when they arrive, and acknowledges them', () => {
+      const t = new OffsetTracker();
+      expect(t.restoreCompleted([102n, 103n, 105n])).toBe(true);
+      expect(t.track(100n)).toBe(true);
+      expect(t.track(101n)).toBe(true);
+      expect(t.track(102n)).toBe(false);
+      expect(t.track(103n)).toBe(false);
+      expect(t.track(104n)).toBe(true);
+      expect(t.track(105n)).toBe(false);
+      expect(t.track(106n)).toBe(true);
+      t.ack(100n);
+      t.ack(101n);
+      expect(t.committable()).toBe(104n);
+      t.ack(104n);
+      expect(t.committable()).toBe(106n);
+    });
+
+    it('skips nothing but the restored offsets, also across gaps in the offsets', () => {
+      const t = new OffsetTracker();
+      t.restoreCompleted([5n, 7n, 9n]);
+      const handled = [4n, 6n, 7n, 8n, 10n].filter((o) => t.track(o));
+      expect(handled).toEqual([4n, 6n, 8n, 10n]); // 5 and 9 never arrived (compacted): nothing else is skipped
+      expect(t.track(11n)).toBe(true);
+    });
+
+    it('carries restored offsets not yet received on in completedAhead', () => {
+      const t = new OffsetTracker();
+      t.restoreCompleted([3n, 8n, 9n]);
+      t.track(1n);
+      t.track(2n);
+      t.ack(2n);
+      expect(t.uncommitted()).toBe(1n);
+      expect(t.completedAhead()).toEqual([2n, 3n, 8n, 9n]);
+      t.ack(1n);
+      expect(t.completedAhead()).toEqual([3n, 8n, 9n]);
+      expect(t.track(3n)).toBe(false);
+      expect(t.committable()).toBe(4n);
+      expect(t.completedAhead()).toEqual([8n, 9n]);
+    });
+
+    it('is refused once offsets were received, or when not ascending', () => {
+      const t = tracking(1);
+      expect(t.restoreCompleted([3n])).toBe(false);
+      expect(t.track(3n)).toBe(true);
+      const u = new OffsetTracker();
+      expect(u.restoreCompleted([3n, 3n])).toBe(false);
+      expect(u.track(3n)).toBe(true);
+    });
+  });
 });
