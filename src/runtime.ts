@@ -167,10 +167,12 @@ export class Runtime {
     }
     this.rabbitPublisher = new RabbitPublisher(config, { logger, ...(this.amqp ? { connection: this.amqp } : {}) });
     const publishers = { kafka: this.publisher, rabbitmq: this.rabbitPublisher };
+    // the consumers connect, join and declare meanwhile; they take their first messages once it resolved
+    const workersWarm = this.warmWorkers();
     this.sources = this.handlers.map((spec) =>
       spec.broker === 'rabbitmq'
-        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger, memory })
-        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger, topics: this.topicInspector, memory }),
+        ? new RabbitSource(spec, config, { connection: this.amqp!, pool: this.pool!, publishers, events: this.events, logger, memory, workersWarm })
+        : new KafkaSource(spec, config, { kafka, pool: this.pool!, deadLetters: this.deadLetters!, publishers, events: this.events, logger, topics: this.topicInspector, memory, workersWarm }),
     );
     logger.info(
       {
@@ -181,13 +183,13 @@ export class Runtime {
       },
       'starting',
     );
-    await this.warmWorkers();
-    if (this.stopping) return;
     // queues first: their exchanges and bindings exist before any handler can publish to them
     await Promise.all(this.sources.filter((s) => s instanceof RabbitSource).map((s) => s.start()));
     if (this.stopping) return;
     await Promise.all(this.sources.filter((s) => s instanceof KafkaSource).map((s) => s.start()));
     if (this.stopping) return; // stopped during start-up
+    await workersWarm; // ready means warm
+    if (this.stopping) return;
     const lagGroups = this.handlers.filter((h) => h.broker === 'kafka').map((h) => ({ group: h.group, topics: h.topics }));
     if (lagGroups.length > 0) {
       this.lagMonitor = new LagMonitor({ config, groups: lagGroups, events: this.events, logger, reportsFor: (group) => this.leads(group) });
@@ -198,9 +200,10 @@ export class Runtime {
   }
 
   /**
-   * Waits until every worker thread imported every handler module, so the first messages do not pay for the imports
-   * (which took 270-470 ms a message for the first ~800 on a fresh start) and readiness means warm. Bounded: a
-   * worker that cannot warm (it keeps dying) must not keep the runner from starting; its tasks report why.
+   * Resolves once every worker thread imported every handler module, so the first messages do not pay for the
+   * imports (which took 270-470 ms a message for the first ~800 on a fresh start) and readiness means warm. The
+   * sources take their first messages after it; they connect meanwhile. Bounded: a worker that cannot warm (it keeps
+   * dying) must not keep the runner from starting; its tasks report why. Never rejects.
    */
   private async warmWorkers(): Promise<void> {
     const pool = this.pool!;

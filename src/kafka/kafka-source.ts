@@ -74,6 +74,8 @@ export interface KafkaSourceDeps {
   readonly topics: TopicInspector;
   /** The memory budget's plan: this consumer's prefetch properties and its lanes' limits. */
   readonly memory: MemoryPlan;
+  /** Resolves once the worker threads imported the handlers: the first messages wait for it (never rejects). */
+  readonly workersWarm?: Promise<void>;
 }
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -184,9 +186,14 @@ export class KafkaSource {
       return;
     }
     await consumer.subscribe({ topics: [...this.spec.topics] });
+    let warm = this.deps.workersWarm;
     await consumer.run({
       eachBatchAutoResolve: true,
       eachBatch: async ({ batch, resolveOffset }) => {
+        if (warm) {
+          await warm; // the group was joined while the workers imported the handlers
+          warm = undefined;
+        }
         const lane = this.onBatch(batch.topic, batch.partition, batch.messages);
         // Pause here, not after the batch: the client hands out the batches it has cached in microtasks, so a
         // deferred pause would land only after every cached message of the partition was queued. The batch is

@@ -46,6 +46,8 @@ export interface RabbitSourceDeps {
   readonly logger: Logger;
   /** The memory budget's plan: bounds the prefetch. */
   readonly memory: MemoryPlan;
+  /** Resolves once the worker threads imported the handlers: consuming starts after it (never rejects). */
+  readonly workersWarm?: Promise<void>;
 }
 
 /** Lanes hold at most `prefetch` deliveries: the broker's qos is the bound, the lane limits never pause. */
@@ -212,6 +214,8 @@ export class RabbitSource {
     if (this.deadLetterQueue !== null) await channel.assertQueue(this.deadLetterQueue, { durable: true });
     const prefetch = this.deps.memory.queuePrefetch(q.prefetch, this.spec.concurrency);
     await channel.prefetch(prefetch);
+    await this.deps.workersWarm;
+    if (!generation.open) throw new Error('the channel closed during its set-up');
     this.current = generation;
     const { consumerTag } = await channel.consume(q.name, (m) => this.onDelivery(generation, m), { noAck: false });
     generation.consumerTag = consumerTag;

@@ -2,9 +2,10 @@
  * Readiness follows Kafka: the broker is stopped while a runner consumes, /health/ready turns 503 within 15 s and
  * back to 200 within 15 s of the broker's return, while /health/live stays 200 and the runner keeps running
  * (seed 000: a broker outage is not a reason to die). A throwaway broker of this file's own, so that stopping it
- * disturbs nothing else.
+ * disturbs nothing else. And ready means warm: every worker thread imported the handlers first.
  */
 import { describe, expect, it } from 'vitest';
+import { useKafkaFixture } from '../support/fixture.ts';
 import { produce, uniqueName, waitFor } from '../support/kafka.ts';
 import { metricValue, opsBaseUrl, opsGet } from '../support/ops-http.ts';
 import { readRecords, startRunner } from '../support/runner.ts';
@@ -71,4 +72,31 @@ describe('ops server: readiness while Kafka is down', () => {
     await waitFor('messages after the outage handled', () => new Set(readRecords(runner.recordFile).map((r) => r.seq)).size >= 20, 60_000);
     expect((await runner.stop()).code).toBe(0);
   }, 180_000);
+});
+
+describe('ops server: ready means warm', () => {
+  const fx = useKafkaFixture();
+
+  it('answers ready only once every worker thread imported the handlers; the first messages after it do not wait for an import', async () => {
+    const { topic, group } = await fx.topic('ops-warm', 2);
+    const POOL = 2;
+    const runner = await fx.startRunner({
+      topic, group, handlersDir: 'test/fixtures/slow-import-handlers', env: { CONVEYOR_POOL_SIZE: String(POOL), TEST_IMPORT_MS: '1500' },
+    });
+    const base = opsBaseUrl(runner);
+    await waitFor('ready', async () => (await opsGet(base, '/health/ready')).status === 200, 30_000);
+    const readyAt = Date.now();
+    const lines = (): Array<Record<string, number>> => readRecords(runner.recordFile) as unknown as Array<Record<string, number>>;
+    const imports = lines().filter((l) => l.imported !== undefined);
+    expect(imports, 'every worker thread had imported the handler when ready answered 200').toHaveLength(POOL);
+
+    const producedAt = Date.now();
+    await produce(fx.kafka, topic, Array.from({ length: 20 }, (_, i) => ({ partition: i % 2, value: { seq: i } })));
+    await waitFor('handled', () => lines().filter((l) => l.seq !== undefined).length >= 20, 30_000);
+    const handled = lines().filter((l) => l.seq !== undefined);
+    // an import on the first task would add 1.5 s
+    expect(Math.max(...handled.map((l) => l.handledAt!)) - producedAt).toBeLessThan(1_000);
+    expect(readyAt).toBeGreaterThanOrEqual(Math.max(...imports.map((l) => l.at!)));
+    expect((await runner.stop('SIGTERM')).code).toBe(0);
+  });
 });

@@ -95,6 +95,56 @@ describe('runtime: RabbitMQ queue handlers', () => {
     expect(await depth(queue)).toBe(0);
   });
 
+  it('ordering key: one routing key at a time in order of delivery, different routing keys at once', async () => {
+    const queue = await freshQueue('mq-key');
+    const exchange = uniqueQueue('conveyor.test.mq-key-exchange');
+    exchanges.push(exchange);
+    const runner = await run(queue, { TEST_EXCHANGE: exchange, TEST_ROUTING_KEY: '#', TEST_CONCURRENCY: '8', TEST_ORDERING: 'key' });
+    const KEYS = 10;
+    const PER_KEY = 8;
+    for (let i = 0; i < PER_KEY; i++) {
+      for (let k = 0; k < KEYS; k++) {
+        const m: Instruction = { seq: i * KEYS + k, delayMs: 10 + ((i * 31 + k * 17) % 40) };
+        mq.channel.publish(exchange, `key.${k}`, Buffer.from(JSON.stringify(m)), { persistent: true });
+      }
+    }
+    await mq.channel.waitForConfirms();
+    await waitFor('all handled', () => readRecords(runner.recordFile).length >= KEYS * PER_KEY, 30_000);
+    expect((await runner.stop()).code).toBe(0);
+
+    const records = readRecords(runner.recordFile);
+    expect(new Set(records.map((r) => r.seq)).size).toBe(KEYS * PER_KEY);
+    for (let k = 0; k < KEYS; k++) {
+      const mine = records.filter((r) => r.key === `key.${k}`);
+      expect(mine.map((r) => r.seq), `key.${k} in order`).toEqual(Array.from({ length: PER_KEY }, (_, i) => i * KEYS + k));
+      for (let i = 1; i < mine.length; i++) expect(mine[i]!.started).toBeGreaterThanOrEqual(mine[i - 1]!.ended);
+    }
+    let most = 0;
+    for (const r of records) most = Math.max(most, records.filter((o) => o.started <= r.started && o.ended > r.started).length);
+    expect(most, 'routing keys overlapped').toBeGreaterThanOrEqual(3);
+    expect(most, 'never more than the concurrency').toBeLessThanOrEqual(8);
+    expect(await depth(queue)).toBe(0);
+  });
+
+  it('acks together but never past a message still running: SIGKILL while one runs redelivers it, not the acked ones', async () => {
+    const queue = await freshQueue('mq-acks');
+    const total = 40;
+    await send(queue, [{ seq: 0, delayMs: 3000 }, ...Array.from({ length: total - 1 }, (_, i) => ({ seq: i + 1 }))]);
+    const first = await run(queue, { TEST_CONCURRENCY: '8' });
+    await waitFor('all but the slow one handled', () => readRecords(first.recordFile).length >= total - 1, 30_000);
+    await new Promise((r) => setTimeout(r, 300)); // the acks of the handled ones go out
+    expect(readRecords(first.recordFile).some((r) => r.seq === 0), 'the slow one still running').toBe(false);
+    await first.stop('SIGKILL');
+
+    const second = await run(queue, { TEST_CONCURRENCY: '8' }, { recordFile: first.recordFile });
+    await waitFor('the slow one redelivered and handled', () => readRecords(second.recordFile).some((r) => r.seq === 0 && r.pid === second.child.pid), 30_000);
+    expect((await second.stop()).code).toBe(0);
+    const again = readRecords(second.recordFile).filter((r) => r.pid === second.child.pid);
+    // the slow one came back; the handled ones had been acked (one multiple ack below it could not have covered it)
+    expect(again.map((r) => r.seq)).toEqual([0]);
+    expect(await depth(queue)).toBe(0);
+  });
+
   it('retries after the backoff delay through a retry queue, while the messages behind go on', async () => {
     const queue = await freshQueue('mq-retry');
     // three messages fail once; each waits random(0, 2 s) in <queue>.retry.1 while the others are handled

@@ -64,7 +64,7 @@ const DEFAULTS: ConveyorConfig = {
   ops: { enabled: true, host: '0.0.0.0', port: 8083 },
   lag: { intervalSeconds: 15, alertThreshold: 10_000, infoSeconds: 60, warningSeconds: 300, criticalSeconds: 900, suppressMinutes: 30, webhookUrl: '' },
   handlers: { directory: 'handlers', timeoutMs: 30_000 },
-  pool: { size: 0, maxBatch: 64, tasksPerThread: 32, timeoutGraceMs: 1000 },
+  pool: { size: 0, maxBatch: 64, tasksPerThread: 256, timeoutGraceMs: 1000 },
   lanes: { maxMessages: 10_000, maxBytes: 16_777_216, resumeRatio: 0.5 },
   memory: { budgetMb: 512 },
   commit: { intervalMs: 1000, timeoutMs: 5000, metadataMaxBytes: 4000 },
@@ -117,7 +117,7 @@ describe('configuration files', () => {
   it('applies JSON values and keeps defaults for the rest', () => {
     const file = configFile('.json', JSON.stringify({ pool: { size: 4, maxBatch: 128 }, kafka: { enableIdempotence: false } }));
     const config = loadConfig({ file, env: {} });
-    expect(config.pool).toEqual({ size: 4, maxBatch: 128, tasksPerThread: 32, timeoutGraceMs: 1000 });
+    expect(config.pool).toEqual({ size: 4, maxBatch: 128, tasksPerThread: 256, timeoutGraceMs: 1000 });
     expect(config.kafka.enableIdempotence).toBe(false);
     expect(config.kafka.acks).toBe('all');
   });

@@ -14,7 +14,7 @@ const MiB = 1024 * 1024;
 function config(overrides: { budgetMb?: number; poolSize?: number; maxBatchSize?: number; maxMessages?: number; maxBytes?: number } = {}) {
   return {
     memory: { budgetMb: overrides.budgetMb ?? 512 },
-    pool: { size: overrides.poolSize ?? 2, maxBatch: 64, tasksPerThread: 32, timeoutGraceMs: 1000 },
+    pool: { size: overrides.poolSize ?? 2, maxBatch: 64, tasksPerThread: 256, timeoutGraceMs: 1000 },
     kafka: { maxBatchSize: overrides.maxBatchSize ?? 1000 } as never,
     lanes: { maxMessages: overrides.maxMessages ?? 10_000, maxBytes: overrides.maxBytes ?? 16_777_216, resumeRatio: 0.5 },
   };
