@@ -66,7 +66,7 @@ export class LaneDriver {
   private readonly work = new Set<Promise<void>>();
   /** Attempt number of records that failed at least once (Kafka: the lane counts attempts itself). */
   private readonly attempts = new Map<bigint, number>();
-  /** Records that were running when their thread died beside other tasks: each runs again alone (WorkerPool.run). */
+  /** Records that were running when their thread died, or was blocked, beside other tasks: each runs again alone (WorkerPool.run). */
   private readonly suspects = new Set<bigint>();
   private readonly log: Logger;
   private readonly wake = (): void => this.kick();
@@ -233,7 +233,7 @@ export class LaneDriver {
       }
       if (outcome === Outcome.suspect) {
         this.suspects.add(record.offset);
-        this.log.warn({ offset: record.offset.toString() }, 'its worker thread died while it ran beside other messages; it runs again alone to tell whether it was the cause');
+        this.log.warn({ offset: record.offset.toString() }, 'its worker thread died or was blocked while it ran beside other messages; it runs again alone to tell whether it was the cause');
       }
       lane.giveBack(unit.slice(i));
       return;

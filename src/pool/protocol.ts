@@ -188,7 +188,7 @@ export const Outcome = {
   notRun: 0,
   handled: 1,
   failed: 2,
-  /** Set by the pool, not the worker: it was running when its thread died beside other tasks; it runs again, alone. */
+  /** Set by the pool, not the worker: it was running when its thread died (or was blocked) beside other tasks; it runs again, alone. */
   suspect: 3,
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];

@@ -218,6 +218,7 @@ export class WorkerPool {
     const limit = task.timeoutMs + this.graceMs;
     let timer: NodeJS.Timeout | undefined;
     const overdue: number[] = [];
+    let blocked = false;
     const watch = (): void => {
       const now = Date.now();
       let earliest = Number.POSITIVE_INFINITY;
@@ -228,7 +229,11 @@ export class WorkerPool {
         else if (started < earliest) earliest = started;
       }
       if (overdue.length > 0) {
-        this.terminateThread(Atomics.load(view.thread, 0));
+        const thread = Atomics.load(view.thread, 0);
+        // a thread that stopped beating is blocked by some handler, not necessarily an overdue one: every
+        // message on it started its clock while it could not run
+        blocked = !this.heartbeats.responsive(thread);
+        this.terminateThread(thread);
         return;
       }
       timer = setTimeout(watch, Math.max(10, Number.isFinite(earliest) ? earliest + limit - now : limit));
@@ -246,6 +251,8 @@ export class WorkerPool {
     } catch (err) {
       if (overdue.length > 0) {
         this.terminated += 1;
+        // blocked beside other tasks: any of their messages may be the one that blocks; each runs again alone
+        if (blocked && !exclusive) return this.afterDeath(task, view, undefined, new Set(), true);
         return this.afterDeath(task, view, {
           kind: 'terminated-after-timeout',
           name: 'HandlerTimeout',
