@@ -7,13 +7,13 @@
  * the thread, as Node does; first the thread tells the main thread which handler's code it was (WorkerDeathReport).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
 import { parentPort, threadId } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import type { Logger } from 'pino';
 import { describeThrown } from '../failure/thrown.ts';
-import { createLogger } from '../ops/logger.ts';
 import { startBeating } from './heartbeats.ts';
 import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
 import {
@@ -23,6 +23,15 @@ import {
 
 const handlers = new Map<string, Promise<Handler>>();
 let baseLogger: Logger | undefined;
+
+/**
+ * The runner's logger factory, loaded on a handler's first use of ctx.log: pino costs ~30 ms of each worker thread's
+ * start, and most handlers never log.
+ */
+function loggerFactory(): typeof import('../ops/logger.ts').createLogger {
+  const own = import.meta.url.endsWith('.ts') ? '../ops/logger.ts' : '../ops/logger.js';
+  return (createRequire(import.meta.url)(own) as typeof import('../ops/logger.ts')).createLogger;
+}
 
 /** The handler whose task runs: the timers and promises its code creates carry it along (async context). */
 interface HandlerRun {
@@ -249,7 +258,7 @@ function handleOne(
     },
     get log(): Logger {
       // the runner's logger settings, redaction included
-      baseLogger ??= createLogger('conveyor', process.env.LOG_LEVEL ?? 'info');
+      baseLogger ??= loggerFactory()('conveyor', process.env.LOG_LEVEL ?? 'info');
       const correlationId = message.headers['correlation_id'] ?? message.headers['correlation-id'] ?? message.headers['x-correlation-id'];
       log ??= baseLogger.child({
         handler: task.handler, topic: message.topic, partition: message.partition, offset: message.offset,

@@ -116,4 +116,14 @@ describe('runtime: concurrency and ordering', () => {
     await waitFor('then committed to the end', async () => (await committedOffsets(fx.admin, group, topic)).get(0) === 50n);
     expect((await runner.stop('SIGTERM')).code).toBe(0);
   });
+
+  it('ctx.log in a worker writes one structured line with the message coordinates (the logger loads on first use)', async () => {
+    const { topic, group } = await fx.topic('conc-log', 1);
+    await produce(fx.kafka, topic, [{ key: 'k', value: { seq: 7, log: true }, headers: { 'x-correlation-id': 'corr-7' } }]);
+    const runner = await fx.startRunner({ topic, group });
+    await waitFor('the line logged', () => runner.logs.some((l) => l.msg === 'recorder says hello'), 20_000);
+    const line = runner.logs.find((l) => l.msg === 'recorder says hello')!;
+    expect(line).toMatchObject({ level: 30, seq: 7, handler: 'recorder', topic, partition: 0, offset: '0', correlationId: 'corr-7' });
+    expect((await runner.stop('SIGTERM')).code).toBe(0);
+  });
 });
