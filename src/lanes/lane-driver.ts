@@ -98,7 +98,7 @@ export class LaneDriver {
       // a unit holding a suspect (it was running when its thread died beside others) runs alone on a thread
       const shared = this.suspects.size === 0 ? units : units.filter((u) => !u.some((r) => this.suspects.has(r.offset)));
       if (shared.length < units.length) {
-        for (const unit of units) if (!shared.includes(unit)) this.track(this.runBatch([unit], true).finally(() => deps.slots.release(1)));
+        for (const unit of units) if (!shared.includes(unit)) this.track(this.runBatch([unit], true));
       }
       // units that may run at once are spread over the threads (CPU-bound handlers use every core), a few tasks a
       // thread: a task's units are acknowledged when its slowest one ends, so smaller tasks free slots sooner
@@ -106,7 +106,7 @@ export class LaneDriver {
       const perTask = Math.ceil(shared.length / Math.max(1, tasks));
       for (let at = 0; at < shared.length; at += perTask) {
         const share = shared.slice(at, at + perTask);
-        this.track(this.runBatch(share).finally(() => deps.slots.release(share.length)));
+        this.track(this.runBatch(share));
       }
     }
   }
@@ -153,37 +153,57 @@ export class LaneDriver {
     return this.attempts.get(record.offset) ?? record.attempt ?? 1;
   }
 
+  /**
+   * Runs units as one task and settles each unit by itself, as soon as the worker reports it ended (or, at the
+   * latest, from the task's result): its handled messages are acknowledged (even if the lane was revoked meanwhile:
+   * the revoke waits for this batch and commits them), its first failure is retried or dead-lettered, what it did not
+   * run waits again, and its concurrency slot is given back. Each unit holds one slot until it settles.
+   */
   private async runBatch(units: Array<Unit<LaneRecord>>, exclusive = false): Promise<void> {
     const { lane, spec, deps } = this;
     const records = units.length === 1 ? units[0]! : units.flat();
+    const starts: number[] = [];
+    let at = 0;
+    for (const unit of units) {
+      starts.push(at);
+      at += unit.length;
+    }
     let attempts: number[] | undefined;
     for (let i = 0; i < records.length; i++) {
       const a = this.attemptOf(records[i]!);
       if (a !== 1) (attempts ??= new Array<number>(records.length).fill(1))[i] = a;
     }
     const started = performance.now();
-    const result = await deps.pool.run({
-      url: spec.url,
-      handler: spec.name,
-      topic: lane.topic,
-      partition: lane.partition,
-      deserialize: spec.deserialize,
-      timeoutMs: spec.timeoutMs,
-      ...(attempts ? { attempts } : {}),
-      ...(units.length > 1 ? { units: units.map((u) => u.length) } : {}),
-      broker: spec.broker,
-      messages: records,
-    }, { exclusive });
-    // Each unit settles by itself: its handled messages are acknowledged (even if the lane was revoked meanwhile:
-    // the revoke waits for this batch and commits them), its first failure is retried or dead-lettered, and what
-    // it did not run waits again.
-    let at = 0;
     const handled: LaneRecord[] = [];
     const durations: number[] = [];
     const settling: Array<Promise<void>> = [];
-    for (const unit of units) {
-      settling.push(this.settleUnit(unit, at, result, handled, durations));
-      at += unit.length;
+    const settled = new Array<boolean>(units.length).fill(false);
+    const settle = (u: number, result: PoolTaskResult, from: number): void => {
+      if (settled[u]) return;
+      settled[u] = true;
+      settling.push(this.settleUnit(units[u]!, from, result, handled, durations).finally(() => deps.slots.release(1)));
+    };
+    try {
+      const result = await deps.pool.run({
+        url: spec.url,
+        handler: spec.name,
+        topic: lane.topic,
+        partition: lane.partition,
+        deserialize: spec.deserialize,
+        timeoutMs: spec.timeoutMs,
+        ...(attempts ? { attempts } : {}),
+        ...(units.length > 1 ? { units: units.map((u) => u.length) } : {}),
+        broker: spec.broker,
+        messages: records,
+      }, { exclusive, onUnit: (report) => settle(report.unit, report, 0) });
+      for (let u = 0; u < units.length; u++) settle(u, result, starts[u]!);
+    } finally {
+      // a unit never settled (an unexpected error above) still gives its slot back
+      for (let u = 0; u < units.length; u++) {
+        if (settled[u]) continue;
+        settled[u] = true;
+        deps.slots.release(1);
+      }
     }
     await Promise.all(settling);
     if (handled.length > 0) {
@@ -198,11 +218,32 @@ export class LaneDriver {
         offset: first.offset.toString(), lastOffset: last.offset.toString(), count: handled.length,
         durationMs: performance.now() - started, durationsMs: Float64Array.from(durations),
       });
-      deps.onDrained(lane);
     }
   }
 
-  private async settleUnit(unit: Unit<LaneRecord>, at: number, result: PoolTaskResult, handled: LaneRecord[], durations: number[]): Promise<void> {
+  private async settleUnit(
+    unit: Unit<LaneRecord>,
+    at: number,
+    result: Pick<PoolTaskResult, 'outcomes' | 'failures' | 'published' | 'durations'>,
+    handled: LaneRecord[],
+    durations: number[],
+  ): Promise<void> {
+    const { lane, deps } = this;
+    const before = handled.length;
+    try {
+      await this.settleRecords(unit, at, result, handled, durations);
+    } finally {
+      if (handled.length > before) deps.onDrained(lane);
+    }
+  }
+
+  private async settleRecords(
+    unit: Unit<LaneRecord>,
+    at: number,
+    result: Pick<PoolTaskResult, 'outcomes' | 'failures' | 'published' | 'durations'>,
+    handled: LaneRecord[],
+    durations: number[],
+  ): Promise<void> {
     const { lane, deps } = this;
     for (let i = 0; i < unit.length; i++) {
       const record = unit[i]!;

@@ -31,6 +31,8 @@ export interface HandlerTask {
   readonly attempts?: readonly number[];
   /** Lengths of the units the messages are laid out in, in order; absent: one unit of all the messages. */
   readonly units?: readonly number[];
+  /** Set (by the pool) when each unit's outcome is to be reported as soon as the unit ends (UnitReport). */
+  readonly reportUnitsAs?: number;
   /** Where ctx.publish sends by default: the broker the handler consumes from. */
   readonly broker?: Broker;
   readonly messages: readonly TaskMessage[];
@@ -154,6 +156,31 @@ export interface WorkerDeathReport {
 
 export function isWorkerDeathReport(message: unknown): message is WorkerDeathReport {
   return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[WORKER_DEATH] === true;
+}
+
+/** Marks a UnitReport among the messages a worker posts. */
+export const UNIT_REPORT = 'conveyor.worker.unit';
+
+/**
+ * Posted by a worker as soon as one unit of a task ended (the task's other units may run on): its messages'
+ * outcomes, so the main thread acknowledges them — and frees the unit's concurrency slot — without waiting for the
+ * task's slowest unit. The task's result repeats them; whichever arrives first counts.
+ */
+export interface UnitReport {
+  readonly [UNIT_REPORT]: true;
+  /** HandlerTask.reportUnitsAs. */
+  readonly task: number;
+  /** Index of the unit in the task. */
+  readonly unit: number;
+  /** Outcome of each of the unit's messages, in order; failures, events published and durations likewise. */
+  readonly outcomes: Uint8Array;
+  readonly failures?: ReadonlyArray<FailureReport | undefined>;
+  readonly published?: ReadonlyArray<readonly PublishedEvent[] | undefined>;
+  readonly durations: Float64Array;
+}
+
+export function isUnitReport(message: unknown): message is UnitReport {
+  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[UNIT_REPORT] === true;
 }
 
 /** Marks a WorkerWarmReport among the messages a worker posts. */

@@ -10,8 +10,8 @@ import { Piscina } from 'piscina';
 import { Heartbeats } from './heartbeats.ts';
 import { threadBalancer } from './thread-balancer.ts';
 import {
-  createProgress, isWorkerDeathReport, isWorkerWarmReport, MessageState, Outcome, packBatch, progressView,
-  type FailureReport, type HandlerTask, type TaskMessage, type TaskResult, type WorkerDeathReport, type WorkerTask,
+  createProgress, isUnitReport, isWorkerDeathReport, isWorkerWarmReport, MessageState, Outcome, packBatch, progressView,
+  type FailureReport, type HandlerTask, type TaskMessage, type TaskResult, type UnitReport, type WorkerDeathReport, type WorkerTask,
 } from './protocol.ts';
 
 export type PoolFailureKind = 'crash' | 'terminated-after-timeout' | 'publish';
@@ -79,6 +79,9 @@ export class WorkerPool {
   private readonly warmThreads = new Set<number>();
   private readonly warmWaiters: Array<() => void> = [];
   private readonly tasksPerThread: number;
+  /** Tasks whose units report as they end (run's onUnit), by the id they carry. */
+  private readonly unitListeners = new Map<number, (report: UnitReport) => void>();
+  private nextTaskId = 1;
   /** Each worker's event loop beats here; a thread that stopped beating is blocked by a handler. */
   private readonly heartbeats = new Heartbeats();
 
@@ -102,6 +105,7 @@ export class WorkerPool {
     this.piscina.on('message', (message: unknown) => {
       if (isWorkerDeathReport(message)) this.workerDied(message);
       else if (isWorkerWarmReport(message)) this.workerWarm(message.threadId);
+      else if (isUnitReport(message)) this.unitListeners.get(message.task)?.(message);
     });
     // piscina emits 'error' for a worker that fails with no task running; unheard, it would throw in this thread
     this.piscina.on('error', (err: unknown) => this.idleWorkerError(err));
@@ -207,8 +211,17 @@ export class WorkerPool {
    * Runs a task. `exclusive`: alone on its thread (it waits for a thread to drain) — for messages that were running
    * beside others when their thread died, so that a second death names the message that caused it.
    */
-  async run(task: Omit<HandlerTask, 'progress'>, { exclusive = false }: { readonly exclusive?: boolean } = {}): Promise<PoolTaskResult> {
+  async run(
+    task: Omit<HandlerTask, 'progress' | 'reportUnitsAs'>,
+    { exclusive = false, onUnit }: { readonly exclusive?: boolean; readonly onUnit?: (report: UnitReport) => void } = {},
+  ): Promise<PoolTaskResult> {
     const n = task.messages.length;
+    // a task of several units: each unit's outcome comes as soon as it ends (the result repeats it)
+    let reportUnitsAs: number | undefined;
+    if (onUnit && task.units && task.units.length > 1) {
+      reportUnitsAs = this.nextTaskId++;
+      this.unitListeners.set(reportUnitsAs, onUnit);
+    }
     const progress = createProgress(n);
     const view = progressView(progress, n);
     // Watchdog: a message may run timeoutMs + grace; the worker aborts it at timeoutMs itself, so only a handler
@@ -244,7 +257,7 @@ export class WorkerPool {
       const { messages, ...rest } = task;
       const batch = packBatch(messages);
       return await this.piscina.run(
-        { ...rest, batch, progress },
+        { ...rest, batch, progress, ...(reportUnitsAs !== undefined ? { reportUnitsAs } : {}) },
         // an abort signal is what marks a task exclusive for piscina and the balancer; it is never aborted
         { transferList: [batch.bytes.buffer as ArrayBuffer], ...(exclusive ? { signal: new AbortController().signal } : {}) },
       );
@@ -268,6 +281,7 @@ export class WorkerPool {
       return exclusive ? this.afterDeath(task, view, failure, undefined) : this.afterDeath(task, view, undefined, new Set(), true);
     } finally {
       clearTimeout(timer);
+      if (reportUnitsAs !== undefined) this.unitListeners.delete(reportUnitsAs);
       this.track(task.handler, -1, -n);
     }
   }
@@ -288,7 +302,7 @@ export class WorkerPool {
    * running message is only a suspect: it runs again, alone (Outcome.suspect), not counted as an attempt.
    */
   private afterDeath(
-    task: Omit<HandlerTask, 'progress'>,
+    task: Omit<HandlerTask, 'progress' | 'reportUnitsAs'>,
     view: ReturnType<typeof progressView>,
     failure: MessageFailure | undefined,
     culprits: ReadonlySet<number> | undefined,

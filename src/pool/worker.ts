@@ -17,8 +17,8 @@ import { describeThrown } from '../failure/thrown.ts';
 import { startBeating } from './heartbeats.ts';
 import { isHandler, type Handler, type HandlerMessage, type OutgoingEvent, type PublishOptions } from '../handlers/define-handler.ts';
 import {
-  MessageState, Outcome, progressView, unpackBatch, WORKER_DEATH, WORKER_WARM,
-  type FailureReport, type PublishedEvent, type TaskResult, type UnpackedMessage, type WorkerDeathReport, type WorkerTask, type WorkerWarmReport,
+  MessageState, Outcome, progressView, unpackBatch, UNIT_REPORT, WORKER_DEATH, WORKER_WARM,
+  type FailureReport, type PublishedEvent, type TaskResult, type UnitReport, type UnpackedMessage, type WorkerDeathReport, type WorkerTask, type WorkerWarmReport,
 } from './protocol.ts';
 
 const handlers = new Map<string, Promise<Handler>>();
@@ -208,14 +208,30 @@ async function runBatch(task: WorkerTask): Promise<TaskResult> {
       }
     }
   };
+  const reportUnit = (taskId: number, unit: number, from: number, to: number): void => {
+    const message: UnitReport = {
+      [UNIT_REPORT]: true,
+      task: taskId,
+      unit,
+      outcomes: outcomes.slice(from, to),
+      durations: durations.slice(from, to),
+      ...(failures ? { failures: failures.slice(from, to) } : {}),
+      ...(published ? { published: published.slice(from, to) } : {}),
+    };
+    parentPort?.postMessage(message);
+  };
   const units = task.units;
   if (units === undefined || units.length <= 1) {
     await runUnit(0, n);
   } else {
     const runs: Array<Promise<void>> = [];
+    const report = task.reportUnitsAs;
     let at = 0;
-    for (const length of units) {
-      runs.push(runUnit(at, at + length));
+    for (const [unit, length] of units.entries()) {
+      const from = at;
+      const run = runUnit(from, from + length);
+      // tell the main thread at once, so a unit's messages are not held back by a slower unit of the task
+      runs.push(report === undefined ? run : run.then(() => reportUnit(report, unit, from, from + length)));
       at += length;
     }
     await Promise.all(runs);

@@ -96,9 +96,9 @@ describe('runtime: completed offsets in the commit metadata', () => {
     const TOTAL = 40;
     const SLOW = new Set([0, 10]);
     await produce(fx.kafka, topic, Array.from({ length: TOTAL }, (_, seq) => ({ partition: 0, value: { seq, delayMs: SLOW.has(seq) ? 5000 : 20 } })));
-    // one message per worker task: a task's messages are acknowledged when the whole task returns (lane-driver.ts
-    // runBatch), so a fast message batched with a slow one would wait for it
-    const env = { ...SLOW_OK, TEST_ORDERING: 'unordered', CONVEYOR_POOL_MAX_BATCH: '1' };
+    // one worker thread: the slow messages share tasks with fast ones, whose units are acknowledged as soon as they
+    // end (the worker reports each unit), not when the task's slowest unit returns
+    const env = { ...SLOW_OK, TEST_ORDERING: 'unordered', CONVEYOR_POOL_SIZE: '1' };
 
     const first = await fx.startRunner({ topic, group, env });
     // everything but 0 and 10 done: the commit stays at 0, and its metadata records the rest as completed
