@@ -181,7 +181,10 @@ export class LaneDriver {
     const settle = (u: number, result: PoolTaskResult, from: number): void => {
       if (settled[u]) return;
       settled[u] = true;
-      settling.push(this.settleUnit(units[u]!, from, result, handled, durations).finally(() => deps.slots.release(1)));
+      settling.push(this.settleUnit(units[u]!, from, result, handled, durations).finally(() => {
+        deps.slots.release(1);
+        deps.onDrained(lane); // its acknowledged messages left the lane: a paused partition may resume
+      }));
     };
     try {
       const result = await deps.pool.run({
@@ -222,22 +225,6 @@ export class LaneDriver {
   }
 
   private async settleUnit(
-    unit: Unit<LaneRecord>,
-    at: number,
-    result: Pick<PoolTaskResult, 'outcomes' | 'failures' | 'published' | 'durations'>,
-    handled: LaneRecord[],
-    durations: number[],
-  ): Promise<void> {
-    const { lane, deps } = this;
-    const before = handled.length;
-    try {
-      await this.settleRecords(unit, at, result, handled, durations);
-    } finally {
-      if (handled.length > before) deps.onDrained(lane);
-    }
-  }
-
-  private async settleRecords(
     unit: Unit<LaneRecord>,
     at: number,
     result: Pick<PoolTaskResult, 'outcomes' | 'failures' | 'published' | 'durations'>,
