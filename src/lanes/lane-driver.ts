@@ -101,7 +101,7 @@ export class LaneDriver {
         for (const unit of units) if (!shared.includes(unit)) this.track(this.runBatch([unit], true));
       }
       // units that may run at once are spread over the threads (CPU-bound handlers use every core), a few tasks a
-      // thread: a task's units are acknowledged when its slowest one ends, so smaller tasks free slots sooner
+      // thread, so that the balancer can even out threads whose tasks end at different times
       const tasks = Math.min(shared.length, deps.pool.size * TASKS_PER_THREAD_PER_TAKE);
       const perTask = Math.ceil(shared.length / Math.max(1, tasks));
       for (let at = 0; at < shared.length; at += perTask) {
