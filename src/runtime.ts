@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { deriveMemoryPlan, type MemoryPlan } from './config/memory-budget.ts';
 import type { ConveyorConfig } from './config/schema.ts';
+import { finishedWithin } from './failure/backoff.ts';
 import { DeadLetterPublisher } from './failure/dead-letter.ts';
 import { discoverHandlers, type HandlerSpec } from './handlers/discover.ts';
 import { KafkaAdmin, kafkaAdminOptions } from './kafka/admin.ts';
@@ -208,12 +209,7 @@ export class Runtime {
   private async warmWorkers(): Promise<void> {
     const pool = this.pool!;
     const started = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const warm = await Promise.race([
-      pool.warm().then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), WARM_UP_LIMIT_MS))),
-    ]);
-    clearTimeout(timer);
+    const warm = await finishedWithin(pool.warm(), WARM_UP_LIMIT_MS);
     if (warm) this.logger.debug({ threads: pool.size, ms: Math.round(performance.now() - started) }, 'worker threads imported the handlers');
     else this.logger.warn({ threads: pool.size, warmed: pool.warmed, limitMs: WARM_UP_LIMIT_MS }, 'not every worker thread imported the handlers in time; starting anyway');
   }

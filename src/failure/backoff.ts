@@ -28,6 +28,22 @@ export function backoffDelay(retry: number, policy: BackoffPolicy, random: () =>
  */
 export const RECONNECT_BACKOFF = { initialMs: 100, maxMs: 30_000 } as const;
 
+/**
+ * Waits for `work` at most `ms`: true if it settled by then, false if the time ran out first (the work goes on; its
+ * rejection, if any, is not reported here).
+ */
+export async function finishedWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work.then(() => true, () => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -7,7 +7,7 @@
  * (holding back what its ordering says) while it waits for its retry, or is dead-lettered and then acknowledged.
  * While one record waits (retry delay, dead-letter outage), whatever its ordering allows runs on.
  */
-import { backoffDelay, sleep } from '../failure/backoff.ts';
+import { backoffDelay, finishedWithin, sleep } from '../failure/backoff.ts';
 import { classifyFailure, errorType } from '../failure/classify.ts';
 import { buildDeadLetter, type DeadLetterSink } from '../failure/dead-letter.ts';
 import type { ConveyorError } from '../failure/errors.ts';
@@ -78,11 +78,6 @@ export class LaneDriver {
     this.log = deps.logger.child({ handler: spec.name, group: spec.group, topic: lane.topic, partition: lane.partition });
   }
 
-  /** Units or failed records being worked on. */
-  get busy(): boolean {
-    return this.work.size > 0;
-  }
-
   /** Starts whatever the lane's ordering and the free concurrency slots allow, as micro-batches. */
   kick(): void {
     const { lane, deps } = this;
@@ -133,16 +128,10 @@ export class LaneDriver {
     this.deps.slots.leave(this.wake);
     this.stopping.abort(new Error('lane stopped'));
     if (this.work.size === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      (async () => {
-        while (this.work.size > 0) await Promise.all([...this.work]);
-        return true;
-      })(),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs))),
-    ]);
-    clearTimeout(timer);
-    return finished;
+    // work tracked meanwhile (a failure settled after the stop) is waited for too
+    return finishedWithin((async () => {
+      while (this.work.size > 0) await Promise.all([...this.work]);
+    })(), deadlineMs);
   }
 
   private context(offset: string) {

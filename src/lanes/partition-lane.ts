@@ -52,10 +52,6 @@ export class PartitionLane {
     this.ordering = createOrdering<LaneRecord>(ordering);
   }
 
-  get mode(): OrderingMode {
-    return this.ordering.mode;
-  }
-
   /** Records held: received and not yet acknowledged. */
   get size(): number {
     return this.held;

@@ -135,6 +135,11 @@ export interface FailureReport {
   readonly stack?: string;
 }
 
+/** A message a worker posts, told from the others by its marker key (WORKER_DEATH, UNIT_REPORT, WORKER_WARM). */
+function isMarked(message: unknown, marker: string): boolean {
+  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[marker] === true;
+}
+
 /** Marks a WorkerDeathReport among the messages a worker posts. */
 export const WORKER_DEATH = 'conveyor.worker.death';
 
@@ -155,7 +160,7 @@ export interface WorkerDeathReport {
 }
 
 export function isWorkerDeathReport(message: unknown): message is WorkerDeathReport {
-  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[WORKER_DEATH] === true;
+  return isMarked(message, WORKER_DEATH);
 }
 
 /** Marks a UnitReport among the messages a worker posts. */
@@ -180,7 +185,7 @@ export interface UnitReport {
 }
 
 export function isUnitReport(message: unknown): message is UnitReport {
-  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[UNIT_REPORT] === true;
+  return isMarked(message, UNIT_REPORT);
 }
 
 /** Marks a WorkerWarmReport among the messages a worker posts. */
@@ -190,12 +195,10 @@ export const WORKER_WARM = 'conveyor.worker.warm';
 export interface WorkerWarmReport {
   readonly [WORKER_WARM]: true;
   readonly threadId: number;
-  /** Handler modules that failed to import (each task that needs one fails with the reason). */
-  readonly failed: number;
 }
 
 export function isWorkerWarmReport(message: unknown): message is WorkerWarmReport {
-  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[WORKER_WARM] === true;
+  return isMarked(message, WORKER_WARM);
 }
 
 /** An event published by a handler (ctx.publish), encoded in the worker, sent by the main thread. */

@@ -185,10 +185,6 @@ export class WorkerPool {
     return Math.min(Math.ceil(this.tasks / this.tasksPerThread), this.size);
   }
 
-  /** Tasks handed to the pool and not finished (running, or queued for a thread). */
-  get tasksInFlight(): number {
-    return this.tasks;
-  }
 
   /** Worker threads alive (a terminated or crashed one is replaced). */
   get threads(): number {

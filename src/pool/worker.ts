@@ -100,8 +100,8 @@ const shared = workerData as { conveyorHandlers?: readonly string[]; conveyorHea
 if (shared?.conveyorHeartbeats && parentPort !== null) startBeating(shared.conveyorHeartbeats, threadId);
 const warmUp = shared?.conveyorHandlers;
 if (warmUp && parentPort !== null) {
-  const results = await Promise.allSettled(warmUp.map((url) => load(url)));
-  const report: WorkerWarmReport = { [WORKER_WARM]: true, threadId, failed: results.filter((r) => r.status === 'rejected').length };
+  await Promise.allSettled(warmUp.map((url) => load(url)));
+  const report: WorkerWarmReport = { [WORKER_WARM]: true, threadId };
   parentPort.postMessage(report);
 }
 

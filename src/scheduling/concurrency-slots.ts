@@ -18,10 +18,6 @@ export class ConcurrencySlots {
     return this.limit - this.used;
   }
 
-  get inUse(): number {
-    return this.used;
-  }
-
   acquire(n: number): void {
     this.used += n;
   }

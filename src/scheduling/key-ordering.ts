@@ -8,7 +8,7 @@
  * committed watermark (held by its oldest record) moves first. With fewer units allowed than ready keys, a unit
  * carries several keys' records one after another (still one unit per key at a time, still in order per key).
  */
-import { shareOfBacklog, type Ordering, type Schedulable, type Unit } from './ordering.ts';
+import { byOffset, shareOfBacklog, type Ordering, type Schedulable, type Unit } from './ordering.ts';
 import { RecordQueue } from './record-queue.ts';
 
 interface KeyState<R> {
@@ -93,7 +93,7 @@ export class KeyOrdering<R extends Schedulable> implements Ordering<R> {
       const k = this.keys.get(id);
       if (!k) continue;
       k.taken = Math.max(0, k.taken - list.length);
-      k.queue.unshiftAll(list.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0)));
+      k.queue.unshiftAll(list.sort(byOffset));
       this.waitingCount += list.length;
       this.settle(k);
     }

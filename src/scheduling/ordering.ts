@@ -48,6 +48,11 @@ export interface Ordering<R extends Schedulable> {
   clear(): void;
 }
 
+/** Sorts records in order of receipt. */
+export function byOffset(a: Schedulable, b: Schedulable): number {
+  return a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0;
+}
+
 /** Records a unit may carry when `waiting` records share `concurrency` slots (at least 1). */
 export function shareOfBacklog(waiting: number, concurrency: number): number {
   return Math.max(1, Math.ceil(waiting / Math.max(1, concurrency)));

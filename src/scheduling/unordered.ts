@@ -3,7 +3,7 @@
  * With fewer units allowed than records, records share units (they then run one after another). A record in retry
  * holds back nothing.
  */
-import { shareOfBacklog, splitIntoUnits, type Ordering, type Schedulable, type Unit } from './ordering.ts';
+import { byOffset, shareOfBacklog, splitIntoUnits, type Ordering, type Schedulable, type Unit } from './ordering.ts';
 import { RecordQueue } from './record-queue.ts';
 
 export class Unordered<R extends Schedulable> implements Ordering<R> {
@@ -28,7 +28,7 @@ export class Unordered<R extends Schedulable> implements Ordering<R> {
 
   giveBack(records: readonly R[]): void {
     // oldest first again: given-back records were taken before anything still waiting
-    this.queue.unshiftAll([...records].sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0)));
+    this.queue.unshiftAll([...records].sort(byOffset));
   }
 
   clear(): void {
